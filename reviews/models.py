@@ -152,8 +152,8 @@ class ReviewCase(FSMModelMixin, models.Model):
     class Meta:
         verbose_name = "review case"
         permissions = [
-            ("work_reviewcase", "Can claim, check, decide, escalate and release cases"),
-            ("supervise_reviewcase", "Can take escalated cases, reassign and release any"),
+            ("work_reviewcase", "Can claim, check, decide and escalate cases"),
+            ("supervise_reviewcase", "Can take escalated cases and reassign any case"),
             ("lookup_reviewcase", "Can look up partners' cases for support"),
         ]
         constraints = [
@@ -163,8 +163,7 @@ class ReviewCase(FSMModelMixin, models.Model):
                 name="one_open_case_per_key",
             ),
             models.CheckConstraint(
-                condition=Q(state="queued", assignee__isnull=True)
-                | ~Q(state="queued"),
+                condition=Q(state="queued", assignee__isnull=True) | ~Q(state="queued"),
                 name="queued_case_has_no_assignee",
             ),
         ]
@@ -285,7 +284,9 @@ class Criterion(models.Model):
     )
     order = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(
-        "active", default=True, help_text="Inactive criteria are not added to new cases."
+        "active",
+        default=True,
+        help_text="Inactive criteria are not added to new cases.",
     )
 
     class Meta:
@@ -305,7 +306,9 @@ class CheckResult(models.Model):
         FAIL = "fail", "Fail"
         NOT_APPLICABLE = "not_applicable", "Not applicable"
 
-    case = models.ForeignKey(ReviewCase, on_delete=models.CASCADE, related_name="checks")
+    case = models.ForeignKey(
+        ReviewCase, on_delete=models.CASCADE, related_name="checks"
+    )
     criterion = models.ForeignKey(Criterion, on_delete=models.PROTECT, related_name="+")
     result = models.CharField(
         max_length=16, choices=Result.choices, default=Result.UNCHECKED
@@ -388,7 +391,11 @@ class CaseEvent(models.Model):
         PLATFORM = "platform", "Platform"
 
     case = models.ForeignKey(
-        ReviewCase, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
+        ReviewCase,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="events",
     )
     account = models.ForeignKey(
         "accounts.DeveloperAccount",

@@ -1,0 +1,625 @@
+"""Services that change review cases. Every write of a case goes through here.
+
+Each service: opens a transaction, locks the case row, checks the actor's
+permission and the rules of DESIGN §3, runs the FSM transition, saves with
+``update_fields``, writes a ``CaseEvent`` and schedules side effects after commit.
+A refusal raises ``ActionRefused`` (or a subclass) with a message for the reviewer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import TransitionNotAllowed
+
+from accounts.models import DeveloperAccount, User
+from reviews import audit
+from reviews.errors import ActionRefused, PermissionRefused, StaleEdit
+from reviews.models import (
+    ApiKey,
+    CaseDenialReason,
+    CaseEvent,
+    CheckResult,
+    Criterion,
+    DenialReason,
+    Notification,
+    ReviewCase,
+    case_reference,
+)
+from reviews.side_effects import enqueue_after_commit
+
+WORK = "reviews.work_reviewcase"
+SUPERVISE = "reviews.supervise_reviewcase"
+
+PASSING = {CheckResult.Result.PASS, CheckResult.Result.NOT_APPLICABLE}
+
+
+@dataclass(frozen=True)
+class CheckChange:
+    """One checklist edit. ``expected_version`` is the version the editor saw."""
+
+    criterion_id: int
+    result: str
+    note: str = ""
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class DenialChoice:
+    reason_id: int
+    detail: str = ""
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def _require_perm(actor: User, perm: str, doing: str) -> None:
+    if not (actor and actor.is_active and actor.has_perm(perm)):
+        raise PermissionRefused(f"Your role does not allow you to {doing}.")
+
+
+def _lock_case(case_id: int) -> ReviewCase:
+    try:
+        return ReviewCase.objects.select_for_update().get(pk=case_id)
+    except ReviewCase.DoesNotExist:
+        raise ActionRefused(f"Case {case_reference(case_id)} does not exist.") from None
+
+
+def _holder_text(case: ReviewCase) -> str:
+    if case.assignee_id is None:
+        return "nobody holds it"
+    holder = User.objects.filter(pk=case.assignee_id).first()
+    return f"{holder} holds it" if holder else "someone else holds it"
+
+
+def _state_refusal(case: ReviewCase, doing: str, needed: str) -> ActionRefused:
+    return ActionRefused(
+        f"{case.reference} is {case.get_state_display().lower()}; "
+        f"you can only {doing} a case that is {needed}.",
+        code="state",
+    )
+
+
+def _require_assignee(case: ReviewCase, actor: User, doing: str) -> None:
+    """Only the case's current assignee works it; a former one is refused."""
+    if case.state != ReviewCase.State.IN_REVIEW:
+        raise _state_refusal(case, doing, "in review")
+    if case.assignee_id != actor.pk:
+        raise ActionRefused(
+            f"You do not hold {case.reference} ({_holder_text(case)}), so you cannot "
+            f"{doing} it. Claim it from the queue first.",
+            code="not_assignee",
+        )
+
+
+def _run(transition, **kwargs) -> None:
+    """Run an FSM transition, turning ``TransitionNotAllowed`` into a clear refusal."""
+    try:
+        transition(**kwargs)
+    except TransitionNotAllowed as exc:
+        raise ActionRefused(
+            f"{transition.__self__} cannot {transition.__name__} in its current "
+            f"state ({exc}).",
+            code="state",
+        ) from exc
+
+
+_CASE_FIELDS = [
+    "state",
+    "assignee",
+    "claimed_at",
+    "last_activity_at",
+    "state_changed_at",
+]
+
+
+def _touch(case: ReviewCase) -> None:
+    """Renew the claim's lease: the assignee is working on it."""
+    case.last_activity_at = timezone.now()
+    ReviewCase.objects.filter(pk=case.pk).update(last_activity_at=case.last_activity_at)
+
+
+# --- opening ------------------------------------------------------------------------
+
+
+def review_case_open(
+    *,
+    key: ApiKey,
+    account: DeveloperAccount,
+    integration: dict,
+    previous_case: ReviewCase | None,
+    attempt: int,
+    submitted_at: datetime | None = None,
+) -> ReviewCase:
+    """Open a queued case for ``key`` with one unchecked row per applicable criterion.
+
+    Called by the platform-event ingest inside its transaction; the key must
+    already be pending approval.
+    """
+    case = ReviewCase.objects.create(
+        key=key,
+        account=account,
+        attempt=attempt,
+        previous_case=previous_case,
+        wants_affiliate=account.wants_affiliate,
+        integration=integration or {},
+        submitted_at=submitted_at or timezone.now(),
+    )
+    criteria = Criterion.objects.filter(is_active=True)
+    if not account.wants_affiliate:
+        criteria = criteria.filter(applies_to=Criterion.AppliesTo.ALL)
+    CheckResult.objects.bulk_create(
+        CheckResult(case=case, criterion=criterion) for criterion in criteria
+    )
+    audit.log_event(
+        audit.CASE_RESUBMITTED if previous_case else audit.CASE_OPENED,
+        case=case,
+        actor_kind=CaseEvent.ActorKind.PLATFORM,
+        to_state=case.state,
+        payload={
+            "key": key.platform_key_id,
+            "attempt": attempt,
+            "previous_case": previous_case.reference if previous_case else None,
+        },
+    )
+    return case
+
+
+# --- claiming -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def review_case_claim_next(*, actor: User) -> ReviewCase | None:
+    """Give ``actor`` the oldest queued case, or None when the queue is empty.
+
+    On PostgreSQL concurrent callers skip each other's locked rows
+    (``FOR UPDATE SKIP LOCKED``), so each gets a different case without waiting.
+    """
+    _require_perm(actor, WORK, "claim cases")
+    case = (
+        ReviewCase.objects.filter(state=ReviewCase.State.QUEUED)
+        .order_by("submitted_at", "id")
+        .select_for_update(skip_locked=True)
+        .first()
+    )
+    if case is None:
+        return None
+    return _claim(case, actor)
+
+
+@transaction.atomic
+def review_case_claim(*, actor: User, case_id: int) -> ReviewCase:
+    """Give ``actor`` this queued case. Claiming a case you already hold is a no-op."""
+    _require_perm(actor, WORK, "claim cases")
+    case = _lock_case(case_id)
+    if case.state == ReviewCase.State.IN_REVIEW and case.assignee_id == actor.pk:
+        return case
+    if case.state == ReviewCase.State.IN_REVIEW:
+        raise ActionRefused(
+            f"{case.reference} is already being reviewed ({_holder_text(case)}).",
+            code="taken",
+        )
+    if case.state != ReviewCase.State.QUEUED:
+        raise _state_refusal(case, "claim", "queued")
+    return _claim(case, actor)
+
+
+def _claim(case: ReviewCase, actor: User) -> ReviewCase:
+    from_state = case.state
+    _run(case.claim, reviewer=actor)
+    case.save(update_fields=_CASE_FIELDS)
+    audit.log_event(
+        audit.CASE_CLAIMED,
+        case=case,
+        actor=actor,
+        from_state=from_state,
+        to_state=case.state,
+    )
+    return case
+
+
+@transaction.atomic
+def review_case_release(*, actor: User, case_id: int, note: str = "") -> ReviewCase:
+    """Put a case in review back in the queue. The assignee, or a senior for any."""
+    case = _lock_case(case_id)
+    if actor.has_perm(SUPERVISE) and actor.is_active:
+        if case.state != ReviewCase.State.IN_REVIEW:
+            raise _state_refusal(case, "release", "in review")
+    else:
+        _require_perm(actor, WORK, "release cases")
+        _require_assignee(case, actor, "release")
+    former = case.assignee_id
+    _run(case.release)
+    case.save(update_fields=_CASE_FIELDS)
+    audit.log_event(
+        audit.CASE_RELEASED,
+        case=case,
+        actor=actor,
+        from_state=ReviewCase.State.IN_REVIEW,
+        to_state=case.state,
+        payload={"former_assignee": former, "note": note[:500]},
+    )
+    return case
+
+
+@transaction.atomic
+def review_case_escalate(*, actor: User, case_id: int, note: str) -> ReviewCase:
+    """Hand a case in review to the senior reviewers, with a note saying why."""
+    _require_perm(actor, WORK, "escalate cases")
+    case = _lock_case(case_id)
+    _require_assignee(case, actor, "escalate")
+    note = (note or "").strip()
+    if not note:
+        raise ActionRefused(
+            "Say in the note why a senior reviewer should decide this case.",
+            code="note_required",
+        )
+    _run(case.escalate, note=note)
+    case.save(update_fields=[*_CASE_FIELDS, "escalation_note"])
+    audit.log_event(
+        audit.CASE_ESCALATED,
+        case=case,
+        actor=actor,
+        from_state=ReviewCase.State.IN_REVIEW,
+        to_state=case.state,
+        payload={"note": note[:1000]},
+    )
+    return case
+
+
+@transaction.atomic
+def review_case_take(*, actor: User, case_id: int) -> ReviewCase:
+    """A senior reviewer takes an escalated case into review."""
+    _require_perm(actor, SUPERVISE, "take escalated cases")
+    case = _lock_case(case_id)
+    if case.state != ReviewCase.State.ESCALATED:
+        raise _state_refusal(case, "take", "escalated")
+    _run(case.take, reviewer=actor)
+    case.save(update_fields=_CASE_FIELDS)
+    audit.log_event(
+        audit.CASE_TAKEN,
+        case=case,
+        actor=actor,
+        from_state=ReviewCase.State.ESCALATED,
+        to_state=case.state,
+    )
+    return case
+
+
+@transaction.atomic
+def review_case_reassign(*, actor: User, case_id: int, assignee: User) -> ReviewCase:
+    """A senior reviewer gives an open case to another reviewer."""
+    _require_perm(actor, SUPERVISE, "reassign cases")
+    if not (assignee.is_active and assignee.has_perm(WORK)):
+        raise ActionRefused(f"{assignee} is not a reviewer; choose a reviewer.")
+    case = _lock_case(case_id)
+    from_state = case.state
+    former = case.assignee_id
+    if case.state == ReviewCase.State.QUEUED:
+        _run(case.claim, reviewer=assignee)
+    elif case.state == ReviewCase.State.ESCALATED:
+        _run(case.take, reviewer=assignee)
+    elif case.state == ReviewCase.State.IN_REVIEW:
+        now = timezone.now()
+        case.assignee = assignee
+        case.claimed_at = now
+        case.last_activity_at = now
+    else:
+        raise _state_refusal(case, "reassign", "open")
+    case.save(update_fields=_CASE_FIELDS)
+    audit.log_event(
+        audit.CASE_REASSIGNED,
+        case=case,
+        actor=actor,
+        from_state=from_state,
+        to_state=case.state,
+        payload={"former_assignee": former, "assignee": assignee.pk},
+    )
+    return case
+
+
+@transaction.atomic
+def review_cases_release_stale(*, now: datetime | None = None) -> list[int]:
+    """Return claims untouched for longer than the lease to the queue.
+
+    The former assignee's later actions are refused: they no longer hold the case.
+    """
+    cutoff = (now or timezone.now()) - settings.REVIEW_CLAIM_LEASE
+    stale = list(
+        ReviewCase.objects.filter(
+            state=ReviewCase.State.IN_REVIEW, last_activity_at__lt=cutoff
+        )
+        .order_by("last_activity_at")
+        .select_for_update(skip_locked=True)[:500]
+    )
+    for case in stale:
+        former = case.assignee_id
+        idle_since = case.last_activity_at
+        _run(case.release)
+        case.save(update_fields=_CASE_FIELDS)
+        audit.log_event(
+            audit.CASE_LEASE_EXPIRED,
+            case=case,
+            actor_kind=CaseEvent.ActorKind.SYSTEM,
+            from_state=ReviewCase.State.IN_REVIEW,
+            to_state=case.state,
+            payload={
+                "former_assignee": former,
+                "idle_since": idle_since.isoformat() if idle_since else None,
+            },
+        )
+    return [case.pk for case in stale]
+
+
+# --- the checklist --------------------------------------------------------------------
+
+
+@transaction.atomic
+def review_case_record_checks(
+    *, actor: User, case_id: int, changes: Iterable[CheckChange]
+) -> list[CheckResult]:
+    """Record checklist results for a case the actor holds; all or nothing.
+
+    An edit made against an older version of a check (someone else saved in
+    between) refuses the whole save with ``StaleEdit``; nothing is overwritten.
+    """
+    _require_perm(actor, WORK, "record checks")
+    case = _lock_case(case_id)
+    _require_assignee(case, actor, "change the checklist of")
+    changes = list(changes)
+    checks = {
+        check.criterion_id: check
+        for check in CheckResult.objects.select_for_update()
+        .filter(case=case)
+        .select_related("criterion", "checked_by")
+    }
+    valid_results = set(CheckResult.Result.values)
+    changed: list[CheckResult] = []
+    now = timezone.now()
+    for change in changes:
+        check = checks.get(change.criterion_id)
+        if check is None:
+            raise ActionRefused(
+                f"That criterion is not on the checklist of {case.reference}."
+            )
+        title = check.criterion.title
+        if change.result not in valid_results:
+            raise ActionRefused(f"'{change.result}' is not a result for “{title}”.")
+        if (
+            change.result == CheckResult.Result.NOT_APPLICABLE
+            and check.criterion.applies_to == Criterion.AppliesTo.ALL
+        ):
+            raise ActionRefused(
+                f"“{title}” is a core criterion: it applies to every request and "
+                "cannot be marked not applicable."
+            )
+        if (
+            change.expected_version is not None
+            and change.expected_version != check.version
+        ):
+            who = check.checked_by or "someone"
+            raise StaleEdit(
+                f"{who} changed “{title}” to {check.get_result_display().lower()} "
+                "while you were editing. Nothing was saved: reload the case to see "
+                "their change, then save yours again."
+            )
+        note = (change.note or "").strip()
+        if change.result == check.result and note == check.note:
+            continue
+        before = check.result
+        check.result = change.result
+        check.note = note
+        check.checked_by = actor
+        check.checked_at = now
+        check.version += 1
+        check.save(
+            update_fields=["result", "note", "checked_by", "checked_at", "version"]
+        )
+        changed.append(check)
+        audit.log_event(
+            audit.CASE_CHECK_RECORDED,
+            case=case,
+            actor=actor,
+            payload={
+                "criterion": check.criterion.code,
+                "from": before,
+                "to": check.result,
+                "note": note[:500],
+            },
+        )
+    if changed:
+        _touch(case)
+    return changed
+
+
+def review_case_record_check(
+    *,
+    actor: User,
+    case_id: int,
+    criterion_id: int,
+    result: str,
+    note: str = "",
+    expected_version: int | None = None,
+) -> CheckResult | None:
+    """Record one check result; see ``review_case_record_checks``."""
+    changed = review_case_record_checks(
+        actor=actor,
+        case_id=case_id,
+        changes=[CheckChange(criterion_id, result, note, expected_version)],
+    )
+    return changed[0] if changed else None
+
+
+# --- decisions ------------------------------------------------------------------------
+
+
+def _queue_notification(case: ReviewCase, kind: str, actor: User) -> Notification:
+    account = case.account
+    notification = Notification.objects.create(
+        case=case,
+        kind=kind,
+        to_email=account.contact_email,
+        to_name=account.contact_name,
+    )
+    audit.log_event(
+        audit.EMAIL_QUEUED,
+        case=case,
+        actor=actor,
+        payload={"kind": kind, "notification": notification.pk},
+    )
+    from reviews import tasks
+
+    enqueue_after_commit(tasks.notification_send, notification.pk)
+    return notification
+
+
+@transaction.atomic
+def review_case_approve(*, actor: User, case_id: int) -> ReviewCase:
+    """Approve: the key becomes active; the approval email is queued after commit."""
+    _require_perm(actor, WORK, "approve cases")
+    case = _lock_case(case_id)
+    _require_assignee(case, actor, "approve")
+    checks = list(
+        CheckResult.objects.filter(case=case)
+        .select_related("criterion")
+        .order_by("criterion__order")
+    )
+    blocking = [check for check in checks if check.result not in PASSING]
+    if blocking:
+        listed = "; ".join(
+            f"“{check.criterion.title}” is {check.get_result_display().lower()}"
+            for check in blocking
+        )
+        raise ActionRefused(
+            f"{case.reference} cannot be approved: {listed}. Every applicable "
+            "criterion must pass before approval.",
+            code="criteria_not_passed",
+        )
+    key = ApiKey.objects.select_for_update().get(pk=case.key_id)
+    _run(case.approve, reviewer=actor)
+    case.save(update_fields=[*_CASE_FIELDS, "decided_by", "decided_at"])
+    _run(key.activate)
+    key.save(update_fields=["status", "status_changed_at"])
+    audit.log_event(
+        audit.CASE_APPROVED,
+        case=case,
+        actor=actor,
+        from_state=ReviewCase.State.IN_REVIEW,
+        to_state=case.state,
+        payload={"key": key.platform_key_id, "key_status": key.status},
+    )
+    _queue_notification(case, Notification.Kind.APPROVAL, actor)
+    return case
+
+
+@transaction.atomic
+def review_case_deny(
+    *, actor: User, case_id: int, reasons: Sequence[DenialChoice]
+) -> ReviewCase:
+    """Deny with reasons: the key is denied; the denial email is queued after commit.
+
+    Needs at least one failed criterion and at least one active reason, each
+    belonging to a failed criterion. The reasons' texts are frozen on the case.
+    """
+    _require_perm(actor, WORK, "deny cases")
+    case = _lock_case(case_id)
+    _require_assignee(case, actor, "deny")
+    failed = set(
+        CheckResult.objects.filter(
+            case=case, result=CheckResult.Result.FAIL
+        ).values_list("criterion_id", flat=True)
+    )
+    if not failed:
+        raise ActionRefused(
+            f"{case.reference} cannot be denied: no criterion is marked failed. "
+            "Mark the criteria that failed on the checklist first.",
+            code="no_failed_criterion",
+        )
+    if not reasons:
+        raise ActionRefused(
+            "Choose at least one denial reason: support reads them to the partner.",
+            code="reason_required",
+        )
+    wanted = {choice.reason_id: choice.detail.strip() for choice in reasons}
+    catalogue = {
+        reason.pk: reason
+        for reason in DenialReason.objects.filter(pk__in=wanted).select_related(
+            "criterion"
+        )
+    }
+    for reason_id in wanted:
+        reason = catalogue.get(reason_id)
+        if reason is None or not reason.is_active:
+            raise ActionRefused(
+                "One of the chosen denial reasons no longer exists or was retired; "
+                "reload the page and choose again.",
+                code="reason_retired",
+            )
+        if reason.criterion_id not in failed:
+            raise ActionRefused(
+                f"The reason “{reason.title}” belongs to “{reason.criterion.title}”, "
+                "which is not marked failed. Mark that criterion failed or choose "
+                "another reason.",
+                code="reason_not_failed",
+            )
+    key = ApiKey.objects.select_for_update().get(pk=case.key_id)
+    _run(case.deny, reviewer=actor)
+    case.save(update_fields=[*_CASE_FIELDS, "decided_by", "decided_at"])
+    _run(key.deny)
+    key.save(update_fields=["status", "status_changed_at"])
+    CaseDenialReason.objects.bulk_create(
+        CaseDenialReason(
+            case=case,
+            reason=catalogue[reason_id],
+            title=catalogue[reason_id].title,
+            support_text=catalogue[reason_id].support_text,
+            detail=detail,
+        )
+        for reason_id, detail in wanted.items()
+    )
+    audit.log_event(
+        audit.CASE_DENIED,
+        case=case,
+        actor=actor,
+        from_state=ReviewCase.State.IN_REVIEW,
+        to_state=case.state,
+        payload={
+            "key": key.platform_key_id,
+            "key_status": key.status,
+            "reasons": sorted(catalogue[reason_id].code for reason_id in wanted),
+        },
+    )
+    _queue_notification(case, Notification.Kind.DENIAL, actor)
+    return case
+
+
+@transaction.atomic
+def review_case_withdraw(*, case_id: int, note: str = "") -> ReviewCase:
+    """The platform withdrew the request (key deleted): close the open case.
+
+    No decision email is sent. The key is withdrawn with it.
+    """
+    case = _lock_case(case_id)
+    if not case.is_open:
+        raise _state_refusal(case, "withdraw", "open")
+    from_state = case.state
+    key = ApiKey.objects.select_for_update().get(pk=case.key_id)
+    _run(case.withdraw)
+    case.save(update_fields=_CASE_FIELDS)
+    if key.status == ApiKey.Status.PENDING_APPROVAL:
+        _run(key.withdraw)
+        key.save(update_fields=["status", "status_changed_at"])
+    audit.log_event(
+        audit.CASE_WITHDRAWN,
+        case=case,
+        actor_kind=CaseEvent.ActorKind.PLATFORM,
+        from_state=from_state,
+        to_state=case.state,
+        payload={"key": key.platform_key_id, "note": note[:500]},
+    )
+    return case
