@@ -374,7 +374,7 @@ def review_case_record_checks(
     changes = list(changes)
     checks = {
         check.criterion_id: check
-        for check in CheckResult.objects.select_for_update()
+        for check in CheckResult.objects.select_for_update(of=("self",))
         .filter(case=case)
         .select_related("criterion", "checked_by")
     }
