@@ -1,0 +1,1 @@
+"""Filled by the reviewer UI work (issue 3)."""
