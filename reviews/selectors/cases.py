@@ -1,0 +1,3 @@
+"""Queue and case-page reads (issue 3)."""
+
+__all__: list[str] = []

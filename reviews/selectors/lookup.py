@@ -1,0 +1,3 @@
+"""Support lookup reads (issue 3)."""
+
+__all__: list[str] = []
