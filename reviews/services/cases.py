@@ -86,15 +86,46 @@ def _state_refusal(case: ReviewCase, doing: str, needed: str) -> ActionRefused:
 
 
 def _require_assignee(case: ReviewCase, actor: User, doing: str) -> None:
-    """Only the case's current assignee works it; a former one is refused."""
-    if case.state != ReviewCase.State.IN_REVIEW:
-        raise _state_refusal(case, doing, "in review")
-    if case.assignee_id != actor.pk:
+    """Only the case's current assignee works it; a former one is told why not."""
+    if case.state == ReviewCase.State.IN_REVIEW and case.assignee_id == actor.pk:
+        return
+    if case.state == ReviewCase.State.IN_REVIEW:
         raise ActionRefused(
             f"You do not hold {case.reference} ({_holder_text(case)}), so you cannot "
-            f"{doing} it. Claim it from the queue first.",
+            f"{doing} it. Ask a senior reviewer to reassign it if it should be yours.",
             code="not_assignee",
         )
+    if case.state == ReviewCase.State.QUEUED:
+        raise ActionRefused(
+            _back_in_queue_text(case, actor, doing), code="not_assignee"
+        )
+    raise _state_refusal(case, doing, "in review")
+
+
+def _back_in_queue_text(case: ReviewCase, actor: User, doing: str) -> str:
+    """Why ``actor`` cannot work a queued case: never claimed, released or lapsed."""
+    put_back = (
+        case.events.filter(code__in=[audit.CASE_RELEASED, audit.CASE_LEASE_EXPIRED])
+        .order_by("-id")
+        .first()
+    )
+    again = f"Claim it again from the queue to {doing} it."
+    if put_back and put_back.payload.get("former_assignee") == actor.pk:
+        if put_back.code == audit.CASE_LEASE_EXPIRED:
+            minutes = int(settings.REVIEW_CLAIM_LEASE.total_seconds() // 60)
+            return (
+                f"You no longer hold {case.reference}: your claim lapsed after "
+                f"{minutes} minutes idle and the case went back to the queue. {again}"
+            )
+        by = "you" if put_back.actor_id == actor.pk else str(put_back.actor_label)
+        return (
+            f"You no longer hold {case.reference}: {by} released it back to the "
+            f"queue. {again}"
+        )
+    return (
+        f"Nobody holds {case.reference}: it is waiting in the queue. "
+        f"Claim it first to {doing} it."
+    )
 
 
 def _run(transition, **kwargs) -> None:
