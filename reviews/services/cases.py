@@ -58,9 +58,20 @@ class DenialChoice:
 # --- helpers ------------------------------------------------------------------------
 
 
+_ROLE_FOR = {WORK: "Reviewer", SUPERVISE: "Senior reviewer"}
+
+
 def _require_perm(actor: User, perm: str, doing: str) -> None:
-    if not (actor and actor.is_active and actor.has_perm(perm)):
-        raise PermissionRefused(f"Your role does not allow you to {doing}.")
+    if not (actor and actor.is_active):
+        raise PermissionRefused(
+            f"Your account is inactive, so you cannot {doing}. "
+            "Ask an admin to reactivate it."
+        )
+    if not actor.has_perm(perm):
+        raise PermissionRefused(
+            f"Your role does not allow you to {doing}. Ask an admin for the "
+            f"{_ROLE_FOR.get(perm, 'right')} role if your work needs it."
+        )
 
 
 def _lock_case(case_id: int) -> ReviewCase:
@@ -232,7 +243,8 @@ def review_case_claim(*, actor: User, case_id: int) -> ReviewCase:
         return case
     if case.state == ReviewCase.State.IN_REVIEW:
         raise ActionRefused(
-            f"{case.reference} is already being reviewed ({_holder_text(case)}).",
+            f"{case.reference} is already being reviewed ({_holder_text(case)}). "
+            "Claim the next case instead, or ask a senior reviewer to reassign it.",
             code="taken",
         )
     if case.state != ReviewCase.State.QUEUED:
@@ -287,7 +299,8 @@ def review_case_escalate(*, actor: User, case_id: int, note: str) -> ReviewCase:
     note = (note or "").strip()
     if not note:
         raise ActionRefused(
-            "Say in the note why a senior reviewer should decide this case.",
+            f"Escalating {case.reference} needs a note: say why a senior reviewer "
+            "should decide it.",
             code="note_required",
         )
     _run(case.escalate, note=note)
@@ -327,7 +340,11 @@ def review_case_reassign(*, actor: User, case_id: int, assignee: User) -> Review
     """A senior reviewer gives an open case to another reviewer."""
     _require_perm(actor, SUPERVISE, "reassign cases")
     if not (assignee.is_active and assignee.has_perm(WORK)):
-        raise ActionRefused(f"{assignee} is not a reviewer; choose a reviewer.")
+        raise ActionRefused(
+            f"{assignee} cannot be given {case_reference(case_id)}: they are not an "
+            "active reviewer. Choose a reviewer or senior reviewer.",
+            code="not_a_reviewer",
+        )
     case = _lock_case(case_id)
     from_state = case.state
     former = case.assignee_id
@@ -415,19 +432,25 @@ def review_case_record_checks(
     for change in changes:
         check = checks.get(change.criterion_id)
         if check is None:
+            missing = Criterion.objects.filter(pk=change.criterion_id).first()
             raise ActionRefused(
-                f"That criterion is not on the checklist of {case.reference}."
+                f"{f'“{missing.title}”' if missing else 'That criterion'} is not on "
+                f"the checklist of {case.reference}; reload the case and record "
+                "only the criteria it lists."
             )
         title = check.criterion.title
         if change.result not in valid_results:
-            raise ActionRefused(f"'{change.result}' is not a result for “{title}”.")
+            raise ActionRefused(
+                f"'{change.result}' is not a result for “{title}”; choose one of "
+                f"{', '.join(sorted(valid_results))}."
+            )
         if (
             change.result == CheckResult.Result.NOT_APPLICABLE
             and check.criterion.applies_to == Criterion.AppliesTo.ALL
         ):
             raise ActionRefused(
                 f"“{title}” is a core criterion: it applies to every request and "
-                "cannot be marked not applicable."
+                "cannot be marked not applicable. Mark it pass or fail."
             )
         if (
             change.expected_version is not None
@@ -573,7 +596,8 @@ def review_case_deny(
         )
     if not reasons:
         raise ActionRefused(
-            "Choose at least one denial reason: support reads them to the partner.",
+            f"{case.reference} cannot be denied without a reason. Choose at least "
+            "one denial reason: support reads them to the partner.",
             code="reason_required",
         )
     wanted = {choice.reason_id: choice.detail.strip() for choice in reasons}
@@ -586,9 +610,9 @@ def review_case_deny(
     for reason_id in wanted:
         reason = catalogue.get(reason_id)
         if reason is None or not reason.is_active:
+            which = f"“{reason.title}” was retired" if reason else "no longer exists"
             raise ActionRefused(
-                "One of the chosen denial reasons no longer exists or was retired; "
-                "reload the page and choose again.",
+                f"The chosen denial reason {which}; reload the page and choose again.",
                 code="reason_retired",
             )
         if reason.criterion_id not in failed:
