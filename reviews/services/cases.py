@@ -269,12 +269,11 @@ def _claim(case: ReviewCase, actor: User) -> ReviewCase:
 @transaction.atomic
 def review_case_release(*, actor: User, case_id: int, note: str = "") -> ReviewCase:
     """Put a case in review back in the queue. The assignee, or a senior for any."""
+    _require_perm(actor, WORK, "release cases")
     case = _lock_case(case_id)
-    if actor.has_perm(SUPERVISE) and actor.is_active:
-        if case.state != ReviewCase.State.IN_REVIEW:
-            raise _state_refusal(case, "release", "in review")
-    else:
-        _require_perm(actor, WORK, "release cases")
+    if case.state != ReviewCase.State.IN_REVIEW:
+        raise _state_refusal(case, "release", "in review")
+    if not actor.has_perm(SUPERVISE):
         _require_assignee(case, actor, "release")
     former = case.assignee_id
     _run(case.release)
