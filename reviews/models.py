@@ -25,7 +25,8 @@ def case_reference(pk: int) -> str:
 def case_pk_from_reference(text: str) -> int | None:
     """``"RC-000123"`` (any case, with or without dash and zeros) -> 123, else None."""
     match = REFERENCE_RE.match(text or "")
-    return int(match.group(1)) if match else None
+    pk = int(match.group(1)) if match else 0
+    return pk or None  # "RC-000000" names no case: ids start at 1
 
 
 class ApiKey(FSMModelMixin, models.Model):
