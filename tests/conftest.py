@@ -71,6 +71,19 @@ def admin_user(db):
     return make_user("Admin", "admin@staff.example", "Ada Admin")
 
 
+@pytest.fixture(autouse=True)
+def _anymail_test_backend(settings):
+    """Use anymail's test ESP (config/settings/test.py) in every test.
+
+    Django's test environment swaps EMAIL_BACKEND for locmem; anymail's test
+    backend also fills ``mail.outbox`` but behaves like a real ESP backend
+    (``anymail_status``, message ids, anymail errors).
+    """
+    from config.settings import test as test_settings
+
+    settings.EMAIL_BACKEND = test_settings.EMAIL_BACKEND
+
+
 @pytest.fixture
 def outbox():
     """Messages handed to the email backend (anymail's test backend)."""

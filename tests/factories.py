@@ -73,3 +73,29 @@ def pass_all_checks(case: ReviewCase, actor: User) -> None:
             for check in case.checks.all()
         ],
     )
+
+
+def approve_case(case: ReviewCase, reviewer: User) -> ReviewCase:
+    """Claim, pass every check and approve: writes the approval Notification."""
+    services.review_case_claim(actor=reviewer, case_id=case.pk)
+    pass_all_checks(case, reviewer)
+    return services.review_case_approve(actor=reviewer, case_id=case.pk)
+
+
+def deny_case(case: ReviewCase, reviewer: User, detail: str = "") -> ReviewCase:
+    """Claim, fail the first check and deny with one of its reasons."""
+    from reviews.models import DenialReason
+
+    services.review_case_claim(actor=reviewer, case_id=case.pk)
+    check = case.checks.order_by("criterion__order").first()
+    services.review_case_record_check(
+        actor=reviewer, case_id=case.pk, criterion_id=check.criterion_id, result="fail"
+    )
+    reason = DenialReason.objects.filter(
+        criterion_id=check.criterion_id, is_active=True
+    ).first()
+    return services.review_case_deny(
+        actor=reviewer,
+        case_id=case.pk,
+        reasons=[services.DenialChoice(reason.pk, detail)],
+    )
