@@ -17,6 +17,14 @@ from .cases import (
     review_case_withdraw,
     review_cases_release_stale,
 )
+from .ingest import (
+    AccountUpsert,
+    IngestAnswer,
+    api_key_resubmit,
+    api_key_revoke,
+    developer_account_upsert,
+    platform_event_ingest,
+)
 
 __all__ = [
     "CheckChange",
@@ -34,4 +42,10 @@ __all__ = [
     "review_case_take",
     "review_case_withdraw",
     "review_cases_release_stale",
+    "AccountUpsert",
+    "IngestAnswer",
+    "api_key_resubmit",
+    "api_key_revoke",
+    "developer_account_upsert",
+    "platform_event_ingest",
 ]

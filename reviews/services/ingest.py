@@ -1,0 +1,485 @@
+"""Platform events in (DESIGN §6): one transaction per delivery, idempotent per id.
+
+``platform_event_ingest`` is what the signed endpoint, the replay command and the
+demo call. It stores a ``PlatformEventReceipt`` holding the answer for every
+delivery, so a redelivery of the same ``webhook-id`` gets the first answer back and
+changes nothing. The receipt row is inserted *first*: a concurrent delivery of the
+same id blocks on the unique index until the first commits, then reads its answer.
+
+Key and account writes live here too (``developer_account_upsert``,
+``api_key_resubmit``, ``api_key_revoke``); case writes go through ``cases.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import TransitionNotAllowed
+
+from accounts.models import DeveloperAccount, DeveloperAccountEmail
+from reviews import audit
+from reviews.errors import ActionRefused
+from reviews.models import ApiKey, CaseEvent, PlatformEventReceipt, ReviewCase
+from reviews.schemas import (
+    PROBLEM_CONTENT_TYPE,
+    AccountPayload,
+    AccountUpdated,
+    KeyDeleted,
+    KeyRequested,
+    PlatformEvent,
+    Problem,
+    field_error,
+    parse_event,
+)
+
+from .cases import review_case_open, review_case_withdraw
+
+JSON_CONTENT_TYPE = "application/json"
+# Belongs with the other codes in reviews/audit.py.
+KEY_RESUBMITTED = "reviews.key.resubmitted"
+
+_PLATFORM = CaseEvent.ActorKind.PLATFORM
+
+
+@dataclass(frozen=True)
+class IngestAnswer:
+    """What the endpoint answers: HTTP status, JSON body and its content type."""
+
+    status: int
+    body: dict[str, Any]
+    content_type: str = JSON_CONTENT_TYPE
+    # True when this is the stored answer to an earlier delivery of the same id.
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, status: int, body: dict[str, Any], *, replayed: bool = False):
+        content_type = PROBLEM_CONTENT_TYPE if status >= 400 else JSON_CONTENT_TYPE
+        return cls(status, body, content_type, replayed)
+
+
+# --- partner accounts ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountUpsert:
+    account: DeveloperAccount
+    created: bool
+    changed: list[str] = field(default_factory=list)
+
+
+@transaction.atomic
+def developer_account_upsert(
+    *,
+    platform_account_id: str,
+    name: str,
+    contact_email: str,
+    contact_name: str | None = None,
+    help_desk_account_id: str | None = None,
+    wants_affiliate: bool | None = None,
+    tastemakers_account_id: str | None = None,
+    affiliate_partner_id: str | None = None,
+) -> AccountUpsert:
+    """Create or update a partner from the platform's account details.
+
+    ``None`` leaves a field as it is. Every contact address is recorded
+    (lower-cased) in ``DeveloperAccountEmail`` so support finds the partner by an
+    old one. Audits ``accounts.account.created`` / ``accounts.account.updated``
+    with the names of the fields that changed (never their values).
+    """
+    wanted: dict[str, Any] = {
+        "name": name,
+        "contact_email": contact_email,
+        "contact_name": contact_name,
+        "help_desk_account_id": help_desk_account_id,
+        "wants_affiliate": wants_affiliate,
+        "tastemakers_account_id": tastemakers_account_id,
+        "affiliate_partner_id": affiliate_partner_id,
+    }
+    wanted = {name: value for name, value in wanted.items() if value is not None}
+    account = (
+        DeveloperAccount.objects.select_for_update()
+        .filter(platform_account_id=platform_account_id)
+        .first()
+    )
+    if account is None:
+        try:
+            with transaction.atomic():
+                account = DeveloperAccount.objects.create(
+                    platform_account_id=platform_account_id, **wanted
+                )
+        except IntegrityError:
+            # Another delivery created it first; update that row instead.
+            account = DeveloperAccount.objects.select_for_update().get(
+                platform_account_id=platform_account_id
+            )
+        else:
+            _record_contact_email(account)
+            filled = sorted(name for name, value in wanted.items() if value)
+            audit.log_event(
+                audit.ACCOUNT_CREATED,
+                account=account,
+                actor_kind=_PLATFORM,
+                payload={"account": platform_account_id, "fields": filled},
+            )
+            return AccountUpsert(account, created=True, changed=filled)
+    changed = sorted(
+        name for name, value in wanted.items() if getattr(account, name) != value
+    )
+    if changed:
+        for name in changed:
+            setattr(account, name, wanted[name])
+        account.updated_at = timezone.now()
+        account.save(update_fields=[*changed, "updated_at"])
+        if "contact_email" in changed:
+            _record_contact_email(account)
+        audit.log_event(
+            audit.ACCOUNT_UPDATED,
+            account=account,
+            actor_kind=_PLATFORM,
+            payload={"account": platform_account_id, "fields": changed},
+        )
+    return AccountUpsert(account, created=False, changed=changed)
+
+
+def _record_contact_email(account: DeveloperAccount) -> None:
+    DeveloperAccountEmail.objects.bulk_create(
+        [DeveloperAccountEmail(account=account, email=account.contact_email.lower())],
+        ignore_conflicts=True,
+    )
+
+
+def _account_upsert_from(payload: AccountPayload) -> AccountUpsert:
+    """Patch semantics: a field left out is unchanged, ``null`` clears it."""
+
+    def optional(model: Any, name: str) -> str | None:
+        if not model.given(name):
+            return None
+        return getattr(model, name) or ""
+
+    affiliate: dict[str, Any] = {}
+    if payload.given("affiliate"):
+        details = payload.affiliate
+        affiliate["wants_affiliate"] = details is not None
+        if details is None:
+            affiliate["tastemakers_account_id"] = ""
+            affiliate["affiliate_partner_id"] = ""
+        else:
+            affiliate["tastemakers_account_id"] = optional(
+                details, "tastemakers_account_id"
+            )
+            affiliate["affiliate_partner_id"] = optional(details, "partner_id")
+    return developer_account_upsert(
+        platform_account_id=payload.id,
+        name=payload.name,
+        contact_email=payload.contact_email,
+        contact_name=optional(payload, "contact_name"),
+        help_desk_account_id=optional(payload, "help_desk_account_id"),
+        **affiliate,
+    )
+
+
+# --- keys -----------------------------------------------------------------------------
+
+
+def _transition(key: ApiKey, method) -> None:
+    try:
+        method()
+    except TransitionNotAllowed:
+        raise ActionRefused(
+            f"Key {key.platform_key_id} is {key.get_status_display().lower()}; it "
+            f"cannot be {method.__name__}d from that state.",
+            code="state",
+        ) from None
+
+
+def _lock_key(key_id: int) -> ApiKey:
+    return (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .get(pk=key_id)
+    )
+
+
+def _latest_case(key: ApiKey) -> ReviewCase | None:
+    return ReviewCase.objects.filter(key=key).order_by("-id").first()
+
+
+@transaction.atomic
+def api_key_resubmit(*, key_id: int) -> ApiKey:
+    """A denied key is requested again: back to pending approval (audited).
+
+    The caller opens the new case in the same transaction.
+    """
+    key = _lock_key(key_id)
+    from_status = key.status
+    _transition(key, key.resubmit)
+    key.save(update_fields=["status", "status_changed_at"])
+    audit.log_event(
+        KEY_RESUBMITTED,
+        case=_latest_case(key),
+        account=key.account,
+        actor_kind=_PLATFORM,
+        from_state=from_status,
+        to_state=key.status,
+        payload={"key": key.platform_key_id},
+    )
+    return key
+
+
+@transaction.atomic
+def api_key_revoke(*, key_id: int, note: str = "") -> ApiKey:
+    """An active key was deleted on the platform: it is revoked (audited)."""
+    key = _lock_key(key_id)
+    from_status = key.status
+    _transition(key, key.revoke)
+    key.save(update_fields=["status", "status_changed_at"])
+    audit.log_event(
+        audit.KEY_REVOKED,
+        case=_latest_case(key),
+        account=key.account,
+        actor_kind=_PLATFORM,
+        from_state=from_status,
+        to_state=key.status,
+        payload={"key": key.platform_key_id, "note": note[:500]},
+    )
+    return key
+
+
+def _key_json(key: ApiKey) -> dict[str, str]:
+    return {"id": key.platform_key_id, "status": key.status}
+
+
+# --- event handlers -----------------------------------------------------------------
+
+
+_FINAL_KEY_STATES = {
+    ApiKey.Status.ACTIVE: "is active: it was approved and works",
+    ApiKey.Status.WITHDRAWN: "was withdrawn: the partner deleted it during review",
+    ApiKey.Status.REVOKED: "was revoked: the partner deleted it after approval",
+}
+
+
+def _on_key_requested(event: KeyRequested, *, retry: bool = True) -> IngestAnswer:
+    data = event.data
+    account_id = data.account.id
+    key_path = "data.key.id"
+    # Events of one partner queue behind this lock, so two requests for one new
+    # key cannot both see it as unknown.
+    account = (
+        DeveloperAccount.objects.select_for_update()
+        .filter(platform_account_id=account_id)
+        .first()
+    )
+    key = (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .filter(platform_key_id=data.key.id)
+        .first()
+    )
+    latest: ReviewCase | None = None
+    if key is not None:
+        # Refusals and no-ops come before any write: they change nothing.
+        if account is None or key.account_id != account.pk:
+            detail = (
+                f"Key {key.platform_key_id} belongs to partner account "
+                f"{key.account.platform_account_id}, not {account_id}."
+            )
+            raise Problem(
+                status=409,
+                slug="key-of-another-account",
+                title="The key belongs to another account",
+                detail=detail + " Send the key's own account, or use a new key id.",
+                errors=[field_error(key_path, detail)],
+                extra={"key": _key_json(key)},
+            )
+        latest = _latest_case(key)
+        if latest is not None and latest.is_open:
+            return IngestAnswer.of(
+                200,
+                {
+                    "case": latest.reference,
+                    "key": _key_json(key),
+                    "detail": f"A review is already open for this key "
+                    f"({latest.reference}); no new case was opened.",
+                },
+            )
+        if key.status in _FINAL_KEY_STATES:
+            detail = (
+                f"Key {key.platform_key_id} {_FINAL_KEY_STATES[key.status]}; "
+                "it cannot be reviewed again."
+            )
+            raise Problem(
+                status=409,
+                slug="key-not-reviewable",
+                title=f"The key is {key.get_status_display().lower()}",
+                detail=detail + " Create a new key to request another review.",
+                errors=[field_error(key_path, detail)],
+                extra={"key": _key_json(key)},
+            )
+    account = _account_upsert_from(data.account).account
+    if key is None:
+        try:
+            with transaction.atomic():
+                key = ApiKey.objects.create(
+                    platform_key_id=data.key.id,
+                    account=account,
+                    name=data.key.name or "",
+                    last4=data.key.last4 or "",
+                    platform_created_at=data.key.created_at,
+                )
+        except IntegrityError:
+            if not retry:
+                raise
+            # The key was created by a delivery we could not see yet: start again.
+            return _on_key_requested(event, retry=False)
+        previous = (
+            ReviewCase.objects.filter(account=account, state=ReviewCase.State.DENIED)
+            .order_by("-decided_at", "-id")
+            .first()
+        )
+        attempt = 1
+    else:
+        if key.status == ApiKey.Status.DENIED:
+            key = api_key_resubmit(key_id=key.pk)
+        _key_details_refresh(key, data.key)
+        previous = latest
+        attempt = latest.attempt + 1 if latest else 1
+    integration = (
+        data.integration.model_dump(exclude_none=True) if data.integration else {}
+    )
+    case = review_case_open(
+        key=key,
+        account=account,
+        integration=integration,
+        previous_case=previous,
+        attempt=attempt,
+        submitted_at=min(event.timestamp, timezone.now()),
+    )
+    return IngestAnswer.of(202, {"case": case.reference, "key": _key_json(key)})
+
+
+def _key_details_refresh(key: ApiKey, payload) -> None:
+    """A resubmission may carry a new display name or hint for the same key."""
+    changed = []
+    for name, value in (("name", payload.name), ("last4", payload.last4)):
+        if payload.given(name) and getattr(key, name) != (value or ""):
+            setattr(key, name, value or "")
+            changed.append(name)
+    if changed:
+        key.save(update_fields=changed)
+
+
+def _on_key_deleted(event: KeyDeleted) -> IngestAnswer:
+    key_id = event.data.key.id
+    key = ApiKey.objects.filter(platform_key_id=key_id).first()
+    if key is None:
+        detail = f"No key {key_id} was ever requested for review."
+        raise Problem(
+            status=404,
+            slug="unknown-key",
+            title="Unknown key",
+            detail=detail + " Check the key id.",
+            errors=[field_error("data.key.id", detail)],
+        )
+    latest = _latest_case(key)
+    detail = ""
+    if latest is not None and latest.is_open:
+        try:
+            # Locks the case, then the key: the same order as a decision.
+            review_case_withdraw(case_id=latest.pk, note="Key deleted on the platform.")
+        except ActionRefused:
+            pass  # Decided meanwhile: handled below by the key's new status.
+        else:
+            detail = (
+                f"The open review {latest.reference} was withdrawn with the key; "
+                "no decision email is sent."
+            )
+    key = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if not detail:
+        if key.status == ApiKey.Status.ACTIVE:
+            key = api_key_revoke(key_id=key.pk, note="Key deleted on the platform.")
+            detail = "The key was active; it is now revoked."
+        elif key.status in (ApiKey.Status.WITHDRAWN, ApiKey.Status.REVOKED):
+            detail = f"The key was already {key.status}; nothing changed."
+        else:
+            detail = f"The key is {key.get_status_display().lower()}; nothing changed."
+    return IngestAnswer.of(
+        200,
+        {
+            "case": latest.reference if latest else None,
+            "key": _key_json(key),
+            "detail": detail,
+        },
+    )
+
+
+def _on_account_updated(event: AccountUpdated) -> IngestAnswer:
+    result = _account_upsert_from(event.data.account)
+    return IngestAnswer.of(
+        200,
+        {
+            "account": {
+                "id": result.account.platform_account_id,
+                "created": result.created,
+                "changed": result.changed,
+            }
+        },
+    )
+
+
+_HANDLERS = {
+    "production_key.requested": _on_key_requested,
+    "production_key.deleted": _on_key_deleted,
+    "account.updated": _on_account_updated,
+}
+
+
+# --- the entry point -----------------------------------------------------------------
+
+
+def _receipt_claim(webhook_id: str) -> tuple[PlatformEventReceipt, bool]:
+    """Insert this delivery's receipt, or return the stored one (False)."""
+    try:
+        with transaction.atomic():
+            receipt = PlatformEventReceipt.objects.create(
+                webhook_id=webhook_id, response_status=0, response_body={}
+            )
+    except IntegrityError:
+        # A concurrent delivery of this id held the row until it committed.
+        return PlatformEventReceipt.objects.get(webhook_id=webhook_id), False
+    return receipt, True
+
+
+@transaction.atomic
+def platform_event_ingest(*, webhook_id: str, body: bytes) -> IngestAnswer:
+    """Handle one signed platform event; the signature is checked by the caller.
+
+    Validates the body (400 naming every bad field, 422 for an unknown type),
+    applies the event and stores the answer under ``webhook_id``. A redelivery of
+    the same id returns the stored answer and changes nothing. Refusals (4xx)
+    write nothing but the receipt. No side effect is scheduled: emails only follow
+    decisions.
+    """
+    receipt, created = _receipt_claim(webhook_id)
+    if not created:
+        return IngestAnswer.of(
+            receipt.response_status, receipt.response_body, replayed=True
+        )
+    event_type = ""
+    try:
+        event: PlatformEvent = parse_event(body)
+        event_type = event.type
+        # A refusal raised by a handler rolls back everything it wrote.
+        with transaction.atomic():
+            answer = _HANDLERS[event.type](event)
+    except Problem as problem:
+        answer = IngestAnswer.of(problem.status, problem.document())
+        event_type = event_type or problem.event_type
+    receipt.event_type = event_type[:64]
+    receipt.response_status = answer.status
+    receipt.response_body = answer.body
+    receipt.save(update_fields=["event_type", "response_status", "response_body"])
+    return answer
