@@ -1,1 +1,402 @@
-"""Filled by the reviewer UI work (issue 3)."""
+"""Support: the lookup page, the email outbox (resend) and read-only keys.
+
+Support staff answer one question all day: "why was my key denied?". The lookup
+page answers it from one search box; the notifications list finds emails that
+failed or bounced. Nothing here writes except ``notification_resend``.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+
+from reviews import selectors, services
+from reviews.errors import ActionRefused
+from reviews.models import (
+    ApiKey,
+    Notification,
+    ReviewCase,
+    case_pk_from_reference,
+    case_reference,
+)
+
+LOOKUP_PERM = "reviews.lookup_reviewcase"
+RESEND_PERM = "reviews.resend_notification"
+
+# Provider tracking events (anymail's normalised names) that mean the partner
+# did not get the email.
+DELIVERY_PROBLEMS = ("bounced", "rejected", "failed", "complained", "deferred")
+
+
+def case_change_url(case_id: int) -> str:
+    return reverse("admin:reviews_reviewcase_change", args=[case_id])
+
+
+def email_summary(notification: Notification) -> tuple[str, str]:
+    """``(label, tone)`` for an email's state; tone is ok / warn / bad."""
+    status = notification.status
+    delivery = notification.delivery_status
+    if status == Notification.Status.FAILED:
+        return "Sending failed", "bad"
+    if status == Notification.Status.PENDING:
+        if notification.attempts:
+            return f"Retrying (attempt {notification.attempts} failed)", "warn"
+        return "Waiting to be sent", "warn"
+    if delivery in DELIVERY_PROBLEMS:
+        return f"Sent, then {delivery}", "bad"
+    if delivery == "delivered" or delivery in ("opened", "clicked"):
+        return (
+            f"Delivered ({delivery})" if delivery != "delivered" else "Delivered",
+            "ok",
+        )
+    if delivery:
+        return f"Sent ({delivery})", "ok"
+    return "Sent (no delivery report yet)", "ok"
+
+
+def _safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
+
+
+# --- the lookup page --------------------------------------------------------------
+
+
+def support_lookup_view(request: HttpRequest) -> TemplateResponse:
+    """GET /reviews/lookup/?q=…: partners, cases, reasons and decision emails."""
+    if not request.user.has_perm(LOOKUP_PERM):
+        raise PermissionDenied
+    lookup = selectors.support_lookup_get(query=request.GET.get("q", ""))
+    for partner in lookup.partners:
+        for case in partner.cases:
+            case.lookup_url = case_change_url(case.pk)
+            if case.previous_case_id:
+                case.previous_reference = case_reference(case.previous_case_id)
+            for notification in case.lookup_notifications:
+                notification.summary, notification.tone = email_summary(notification)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Support lookup",
+        "lookup": lookup,
+        "can_resend": request.user.has_perm(RESEND_PERM),
+        "decided_states": ReviewCase.DECIDED_STATES,
+        "this_page": request.get_full_path(),
+    }
+    return TemplateResponse(request, "admin/reviews/lookup.html", context)
+
+
+# Mounted at /reviews/lookup/ by config/urls.py, inside the admin's login check.
+lookup_urlpatterns = [
+    path(
+        "reviews/lookup/",
+        admin.site.admin_view(support_lookup_view),
+        name="reviews_lookup",
+    ),
+]
+
+
+# --- the email outbox -------------------------------------------------------------
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most ``CAP`` rows: no exact count of a large outbox per page load."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.CAP].count()
+
+
+class ProblemFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "problem"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("yes", "Failed or not delivered"),
+            ("pending", "Waiting or retrying"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status=Notification.Status.FAILED) | queryset.filter(
+                delivery_status__in=DELIVERY_PROBLEMS
+            )
+        if self.value() == "pending":
+            return queryset.filter(status=Notification.Status.PENDING)
+        return queryset
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """Read-only outbox; support resends a decision email through the service."""
+
+    list_display = [
+        "case_link",
+        "kind",
+        "to_email",
+        "status_badge",
+        "delivery_status",
+        "attempts",
+        "short_error",
+        "sent_at",
+    ]
+    list_display_links = None
+    list_filter = [ProblemFilter, "status", "delivery_status", "kind"]
+    list_select_related = False
+    search_fields = ["case_id"]
+    search_help_text = "Case reference (RC-000123) or the provider's message id."
+    ordering = ["-id"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    actions = ["resend_selected"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "case_link",
+                    "kind",
+                    "to_email",
+                    "to_name",
+                    "status_badge",
+                    "attempts",
+                    "last_error",
+                    "created_at",
+                    "sent_at",
+                    "times_sent",
+                ]
+            },
+        ),
+        (
+            "Delivery (from the email provider)",
+            {
+                "fields": [
+                    "delivery_status",
+                    "delivery_status_at",
+                    "provider_message_id",
+                ]
+            },
+        ),
+        ("The email as sent", {"fields": ["subject", "text_body", "html_source"]}),
+    ]
+    readonly_fields = [
+        "case_link",
+        "kind",
+        "to_email",
+        "to_name",
+        "status_badge",
+        "attempts",
+        "last_error",
+        "created_at",
+        "sent_at",
+        "times_sent",
+        "delivery_status",
+        "delivery_status_at",
+        "provider_message_id",
+        "subject",
+        "text_body",
+        "html_source",
+    ]
+    change_form_template = "admin/reviews/notification/change_form.html"
+
+    # Read-only for everyone: the outbox changes only through services.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_resend_permission(self, request, obj=None):
+        return request.user.has_perm(RESEND_PERM)
+
+    def get_list_display_links(self, request, list_display):
+        return ["kind"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """Indexed lookups only: a case reference or a provider message id."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        case_pk = case_pk_from_reference(term)
+        if case_pk is not None:
+            return queryset.filter(case_id=case_pk), False
+        # The partial index on provider_message_id covers non-empty ids only.
+        return queryset.filter(provider_message_id=term).exclude(
+            provider_message_id=""
+        ), False
+
+    @admin.display(description="case", ordering="case_id")
+    def case_link(self, obj):
+        return format_html(
+            '<a href="{}">{}</a>',
+            case_change_url(obj.case_id),
+            case_reference(obj.case_id),
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        label, tone = email_summary(obj)
+        return format_html(
+            '<span class="rd-email rd-email-{}" title="{}">{}</span>',
+            tone,
+            obj.get_status_display(),
+            label,
+        )
+
+    @admin.display(description="last error")
+    def short_error(self, obj):
+        text = obj.last_error
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.display(description="text body")
+    def text_body(self, obj):
+        if not obj.body_text:
+            return "(not rendered yet: the body is stored when the email is sent)"
+        return format_html('<pre class="rd-email-body">{}</pre>', obj.body_text)
+
+    @admin.display(description="HTML part (source)")
+    def html_source(self, obj):
+        if not obj.body_html:
+            return "—"
+        return format_html(
+            "<details><summary>Show HTML source</summary>"
+            '<pre class="rd-email-body">{}</pre></details>',
+            obj.body_html,
+        )
+
+    @admin.action(description="Resend decision email", permissions=["resend"])
+    def resend_selected(self, request, queryset):
+        done, refused = [], []
+        for notification_id in queryset.values_list("pk", flat=True):
+            try:
+                notification = services.notification_resend(
+                    actor=request.user, notification_id=notification_id
+                )
+            except ActionRefused as exc:
+                refused.append(exc.message)
+            else:
+                done.append(notification.case.reference)
+        if done:
+            self.message_user(
+                request,
+                f"Resending {len(done)} email(s): {', '.join(done)}.",
+                messages.SUCCESS,
+            )
+        for message in refused:
+            self.message_user(request, message, messages.ERROR)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/resend/",
+                self.admin_site.admin_view(self.resend_view),
+                name="reviews_notification_resend",
+            ),
+            *super().get_urls(),
+        ]
+
+    def resend_view(self, request: HttpRequest, object_id: int):
+        """POST /reviews/notification/<pk>/resend/: resend one decision email."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_resend_permission(request):
+            raise PermissionDenied
+        notification = get_object_or_404(
+            Notification.objects.only("id", "case_id"), pk=object_id
+        )
+        fallback = reverse("admin:reviews_notification_change", args=[notification.pk])
+        try:
+            services.notification_resend(
+                actor=request.user, notification_id=notification.pk
+            )
+        except ActionRefused as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"The decision email for {case_reference(notification.case_id)} is "
+                "being sent again to the partner's current contact address.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(_safe_next(request, fallback))
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["can_resend"] = self.has_resend_permission(request)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+
+# --- keys (read-only) ---------------------------------------------------------------
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Production keys as the platform reported them. Never edited here: the
+    status changes only through the review services."""
+
+    list_display = [
+        "platform_key_id",
+        "account",
+        "name",
+        "hint",
+        "status",
+        "status_changed_at",
+    ]
+    list_filter = ["status"]
+    list_select_related = ["account"]
+    search_fields = ["platform_key_id"]
+    search_help_text = "The platform key id, exactly."
+    ordering = ["-id"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    fields = [
+        "platform_key_id",
+        "account",
+        "name",
+        "hint",
+        "status",
+        "status_changed_at",
+        "platform_created_at",
+        "created_at",
+        "lookup_link",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(platform_key_id=term), False
+
+    @admin.display(description="cases")
+    def lookup_link(self, obj):
+        return format_html(
+            '<a href="{}?{}">Look up this key\'s cases</a>',
+            reverse("reviews_lookup"),
+            urlencode({"q": obj.platform_key_id}),
+        )
