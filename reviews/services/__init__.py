@@ -25,6 +25,15 @@ from .ingest import (
     developer_account_upsert,
     platform_event_ingest,
 )
+from .notifications import (
+    TransientEmailError,
+    is_transient_email_error,
+    notification_mark_failed,
+    notification_record_delivery,
+    notification_resend,
+    notification_send,
+    notifications_send_pending,
+)
 
 __all__ = [
     "CheckChange",
@@ -48,4 +57,11 @@ __all__ = [
     "api_key_revoke",
     "developer_account_upsert",
     "platform_event_ingest",
+    "TransientEmailError",
+    "is_transient_email_error",
+    "notification_mark_failed",
+    "notification_record_delivery",
+    "notification_resend",
+    "notification_send",
+    "notifications_send_pending",
 ]
