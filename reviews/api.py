@@ -35,8 +35,10 @@ MAX_WEBHOOK_ID_LENGTH = 255  # PlatformEventReceipt.webhook_id
 def _json_response(
     status: int, body: dict[str, Any], content_type: str = "application/json"
 ) -> HttpResponse:
+    # Sorted keys: a stored answer read back from PostgreSQL's jsonb (which keeps
+    # its own key order) is sent byte for byte as it was the first time.
     return HttpResponse(
-        json.dumps(body, ensure_ascii=False).encode(),
+        json.dumps(body, ensure_ascii=False, sort_keys=True).encode(),
         status=status,
         content_type=content_type,
     )
