@@ -1,1 +1,707 @@
-"""Filled by the reviewer UI work (issue 3)."""
+"""The queue (review cases list), the case page and its actions.
+
+A thin UI over ``reviews.services``: every view checks the user's permission
+itself, every change is a service call, and every refusal is shown to the user
+with nothing changed. The stock change form is replaced by the case page and
+never saves a case; cases are never added or deleted here.
+
+Fast on millions of cases: the queue reads one page plus one row (no COUNT),
+only the columns it shows, through indexes (see migration 0003), and search is
+routed to one indexed lookup per kind of term (``selectors.cases``).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import ShowFacets
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from reviews import services
+from reviews.errors import ActionRefused, StaleEdit
+from reviews.forms import ChecklistForm, DenyForm, EscalateForm, ReassignForm
+from reviews.models import CheckResult, ReviewCase, case_reference
+from reviews.selectors.cases import (
+    QueueSearch,
+    case_age,
+    denial_reason_groups,
+    review_case_checks_list,
+    review_case_page_get,
+    review_case_queue,
+    review_case_queue_search,
+    reviewers_list,
+)
+
+WORK = "reviews.work_reviewcase"
+SUPERVISE = "reviews.supervise_reviewcase"
+VIEW_EVENTS = "reviews.view_caseevent"
+VIEW_EMAILS = "reviews.view_notification"
+
+State = ReviewCase.State
+
+
+# --- queue filters --------------------------------------------------------------------
+
+
+class StateFilter(admin.SimpleListFilter):
+    """Open cases by default; every state; all. A search looks in every state."""
+
+    title = "state"
+    parameter_name = "state"
+    OPEN = "open"
+    ALL = "all"
+
+    def __init__(self, request, params, model, model_admin):
+        self.request = request
+        super().__init__(request, params, model, model_admin)
+
+    def lookups(self, request, model_admin):
+        return [
+            (self.OPEN, "Open (queued, in review, escalated)"),
+            *State.choices,
+            (self.ALL, "All"),
+        ]
+
+    def effective_value(self) -> str:
+        value = self.value()
+        if value in {self.OPEN, self.ALL, *State.values}:
+            return value
+        return self.ALL if self.request.GET.get("q", "").strip() else self.OPEN
+
+    def queryset(self, request, queryset):
+        value = self.effective_value()
+        if value == self.OPEN:
+            return queryset.filter(state__in=ReviewCase.OPEN_STATES)
+        if value == self.ALL:
+            return queryset
+        return queryset.filter(state=value)
+
+    def choices(self, changelist):
+        current = self.effective_value()
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": current == lookup,
+                "query_string": changelist.get_query_string(
+                    {self.parameter_name: lookup}
+                ),
+                "display": title,
+            }
+
+
+class _ChoiceFilter(admin.SimpleListFilter):
+    """A filter whose unknown values are ignored rather than an error page."""
+
+    options: list[tuple[str, str]] = []
+
+    def lookups(self, request, model_admin):
+        return self.options
+
+    def value(self):
+        value = super().value()
+        return value if value in dict(self.options) else None
+
+
+class AssignedFilter(_ChoiceFilter):
+    title = "assignee"
+    parameter_name = "assigned"
+    options = [("mine", "Mine"), ("unassigned", "Unassigned")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "mine":
+            return queryset.filter(assignee_id=request.user.pk)
+        if self.value() == "unassigned":
+            return queryset.filter(assignee__isnull=True)
+        return queryset
+
+
+class AffiliateFilter(_ChoiceFilter):
+    title = "affiliate"
+    parameter_name = "affiliate"
+    options = [("1", "Affiliate"), ("0", "Not affiliate")]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(wants_affiliate=self.value() == "1")
+
+
+class ResubmissionFilter(_ChoiceFilter):
+    title = "request"
+    parameter_name = "resubmission"
+    options = [("1", "Resubmissions"), ("0", "First requests")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "1":
+            return queryset.filter(attempt__gt=1)
+        if self.value() == "0":
+            return queryset.filter(attempt=1)
+        return queryset
+
+
+# --- the queue ------------------------------------------------------------------------
+
+
+class QueueChangeList(ChangeList):
+    """Pages by fetching one row more than shown: no COUNT of a huge table."""
+
+    def get_results(self, request):
+        per_page = self.list_per_page
+        self.page_num = max(self.page_num, 1)
+        offset = (self.page_num - 1) * per_page
+        rows = list(self.queryset[offset : offset + per_page + 1])
+        self.has_next_page = len(rows) > per_page
+        self.has_previous_page = self.page_num > 1
+        rows = rows[:per_page]
+        self.result_list = rows
+        self.first_shown = offset + 1 if rows else 0
+        self.last_shown = offset + len(rows)
+        # Lower bound only; templates never show it as a total.
+        self.result_count = self.last_shown + (1 if self.has_next_page else 0)
+        self.full_result_count = None
+        self.show_full_result_count = False
+        self.show_admin_actions = False
+        self.can_show_all = False
+        self.multi_page = self.has_next_page or self.has_previous_page
+        self.paginator = None
+
+    def page_query_string(self, page: int) -> str:
+        return self.get_query_string({PAGE_VAR: page} if page > 1 else {})
+
+    @property
+    def next_page_url(self) -> str:
+        return self.page_query_string(self.page_num + 1)
+
+    @property
+    def previous_page_url(self) -> str:
+        return self.page_query_string(self.page_num - 1)
+
+
+@admin.register(ReviewCase)
+class ReviewCaseAdmin(admin.ModelAdmin):
+    list_display = (
+        "reference_link",
+        "partner",
+        "key_display",
+        "state_badge",
+        "assignee_display",
+        "attempt_display",
+        "age",
+        "affiliate_flag",
+    )
+    list_display_links = None
+    list_filter = (StateFilter, AssignedFilter, AffiliateFilter, ResubmissionFilter)
+    # The search box needs a field; get_search_results routes the term itself.
+    search_fields = ("id",)
+    search_help_text = (
+        "Case reference (RC-000123), contact email (also former ones), key id, "
+        "or part of the partner's name."
+    )
+    ordering = ("submitted_at", "id")
+    sortable_by = ()
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = ShowFacets.NEVER
+    actions = None
+    change_list_template = "admin/reviews/reviewcase/change_list.html"
+    case_template = "admin/reviews/reviewcase/case.html"
+
+    # --- permissions: view only through the stock machinery -----------------------
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Changes are the case page's actions, each checking its own permission.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        raise PermissionDenied("Cases change only through the case page's actions.")
+
+    def delete_model(self, request, obj):
+        raise PermissionDenied("Cases are never deleted.")
+
+    # --- the list -----------------------------------------------------------------
+
+    def get_queryset(self, request):
+        return review_case_queue()
+
+    def get_changelist(self, request, **kwargs):
+        return QueueChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, search = review_case_queue_search(queryset, search_term)
+        request.queue_search = search
+        return queryset, False
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "title": "Review queue",
+            "can_claim": request.user.has_perm(WORK),
+        }
+        response = super().changelist_view(request, extra_context)
+        if hasattr(response, "context_data"):
+            search: QueueSearch | None = getattr(request, "queue_search", None)
+            response.context_data["queue_search"] = search
+        return response
+
+    @admin.display(description="Case")
+    def reference_link(self, case):
+        return format_html(
+            '<a class="case-ref" href="{}">{}</a>',
+            _case_url(case.pk),
+            case.reference,
+        )
+
+    @admin.display(description="Partner")
+    def partner(self, case):
+        return case.account.name
+
+    @admin.display(description="Key")
+    def key_display(self, case):
+        return format_html(
+            '<code class="key-id">{}</code> <span class="key-hint">{}</span>',
+            case.key.platform_key_id,
+            case.key.hint,
+        )
+
+    @admin.display(description="State")
+    def state_badge(self, case):
+        return state_badge(case.state)
+
+    @admin.display(description="Assignee")
+    def assignee_display(self, case):
+        if case.assignee_id is None:
+            return format_html('<span class="quiet">{}</span>', "—")
+        return case.assignee.full_name or case.assignee.email
+
+    @admin.display(description="Attempt")
+    def attempt_display(self, case):
+        if case.attempt > 1:
+            return format_html(
+                '<span class="attempt resubmission" title="Resubmission">{} ↻</span>',
+                case.attempt,
+            )
+        return format_html('<span class="attempt">{}</span>', case.attempt)
+
+    @admin.display(description="Age")
+    def age(self, case):
+        return format_html(
+            '<span title="Submitted {}">{}</span>',
+            timezone.localtime(case.submitted_at).strftime("%d %b %Y %H:%M"),
+            case_age(case.submitted_at),
+        )
+
+    @admin.display(description="Affiliate")
+    def affiliate_flag(self, case):
+        if case.wants_affiliate:
+            return format_html(
+                '<span class="pill pill-affiliate">{}</span>', "Affiliate"
+            )
+        return ""
+
+    # --- URLs -----------------------------------------------------------------------
+
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "claim-next/",
+                view(self.claim_next_view),
+                name=f"{prefix}_claim_next",
+            ),
+            path(
+                "<int:case_id>/change/",
+                view(self.case_view),
+                name=f"{prefix}_change",
+            ),
+            path(
+                "<int:case_id>/<slug:action>/",
+                view(self.case_action_view),
+                name=f"{prefix}_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Reached only for object ids that are not numbers: there is no such case.
+        raise Http404("There is no such case.")
+
+    def history_view(self, request, object_id, extra_context=None):
+        raise Http404("There is no such case.")
+
+    # --- the case page ----------------------------------------------------------------
+
+    def case_view(self, request, case_id: int):
+        if request.method not in ("GET", "HEAD"):
+            # The stock change form is gone: nothing is ever saved by POSTing here.
+            return HttpResponseNotAllowed(["GET"])
+        return self._render_case(request, case_id)
+
+    def _render_case(
+        self,
+        request,
+        case_id: int,
+        *,
+        status: int = 200,
+        checklist_data=None,
+        attempted_checks: dict | None = None,
+        escalate_form: EscalateForm | None = None,
+        reassign_data=None,
+        deny_data=None,
+    ):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        user = request.user
+        can_work = user.has_perm(WORK)
+        can_supervise = user.has_perm(SUPERVISE)
+        page = review_case_page_get(
+            case_id=case_id,
+            with_history=user.has_perm(VIEW_EVENTS),
+            with_notifications=user.has_perm(VIEW_EMAILS),
+            with_denial_catalogue=can_work,
+            with_reviewers=can_supervise,
+        )
+        if page is None:
+            raise Http404(f"There is no case {case_reference(case_id)}.")
+        case = page.case
+        actions = available_actions(case, user)
+        checklist = ChecklistForm(page.checks, data=checklist_data)
+        if checklist_data is not None:
+            checklist.is_valid()
+        reassign = (
+            ReassignForm(page.reviewers, data=reassign_data)
+            if actions["reassign"]
+            else None
+        )
+        deny = (
+            DenyForm(page.reason_groups, data=deny_data) if actions["decide"] else None
+        )
+        if deny is not None and deny_data is not None:
+            deny.is_valid()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{case.reference} · {case.account.name}",
+            "page": page,
+            "case": case,
+            "actions": actions,
+            "can_claim_next": can_work,
+            "checklist": checklist,
+            "checklist_rows": _checklist_rows(checklist, attempted_checks or {}),
+            "escalate_form": escalate_form or EscalateForm(),
+            "reassign_form": reassign,
+            "deny_form": deny,
+            "approve_blockers": page.blocking_checks,
+            "integration": _integration(case.integration),
+            "queue_url": reverse("admin:reviews_reviewcase_changelist"),
+            "action_urls": {name: _action_url(case.pk, name) for name in CASE_ACTIONS},
+            "claim_next_url": reverse("admin:reviews_reviewcase_claim_next"),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.case_template, context, status=status)
+
+    # --- actions ----------------------------------------------------------------------
+
+    def claim_next_view(self, request):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm(WORK):
+            raise PermissionDenied
+        queue_url = reverse("admin:reviews_reviewcase_changelist")
+        try:
+            case = services.review_case_claim_next(actor=request.user)
+        except ActionRefused as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return HttpResponseRedirect(queue_url)
+        if case is None:
+            self.message_user(
+                request,
+                "The queue is empty: no case is waiting for review.",
+                messages.INFO,
+            )
+            return HttpResponseRedirect(queue_url)
+        self.message_user(
+            request,
+            f"You hold {case.reference} now. Work the checklist, then approve or deny.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(_case_url(case.pk))
+
+    def case_action_view(self, request, case_id: int, action: str):
+        if action == "history":
+            return HttpResponseRedirect(_case_url(case_id) + "#history")
+        handler_name = CASE_ACTIONS.get(action)
+        if handler_name is None:
+            raise Http404(f"There is no action “{action}” on cases.")
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        needed = ACTION_PERMISSIONS[action]
+        if not any(request.user.has_perm(perm) for perm in needed):
+            raise PermissionDenied
+        return getattr(self, handler_name)(request, case_id)
+
+    def _refused(self, request, case_id: int, refusal: ActionRefused):
+        self.message_user(request, refusal.message, messages.ERROR)
+        return HttpResponseRedirect(_case_url(case_id))
+
+    def _done(self, request, case_id: int, message: str):
+        self.message_user(request, message, messages.SUCCESS)
+        return HttpResponseRedirect(_case_url(case_id))
+
+    def action_claim(self, request, case_id: int):
+        try:
+            case = services.review_case_claim(actor=request.user, case_id=case_id)
+        except ActionRefused as refusal:
+            return self._refused(request, case_id, refusal)
+        return self._done(
+            request,
+            case_id,
+            f"You hold {case.reference} now. Work the checklist, then approve or deny.",
+        )
+
+    def action_release(self, request, case_id: int):
+        try:
+            case = services.review_case_release(
+                actor=request.user,
+                case_id=case_id,
+                note=request.POST.get("note", "")[:500],
+            )
+        except ActionRefused as refusal:
+            return self._refused(request, case_id, refusal)
+        return self._done(request, case_id, f"{case.reference} is back in the queue.")
+
+    def action_escalate(self, request, case_id: int):
+        form = EscalateForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, _first_error(form), messages.ERROR)
+            return self._render_case(request, case_id, status=400, escalate_form=form)
+        try:
+            case = services.review_case_escalate(
+                actor=request.user, case_id=case_id, note=form.cleaned_data["note"]
+            )
+        except ActionRefused as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return self._render_case(request, case_id, status=409, escalate_form=form)
+        return self._done(
+            request,
+            case_id,
+            f"{case.reference} is escalated: a senior reviewer will take it.",
+        )
+
+    def action_take(self, request, case_id: int):
+        try:
+            case = services.review_case_take(actor=request.user, case_id=case_id)
+        except ActionRefused as refusal:
+            return self._refused(request, case_id, refusal)
+        return self._done(request, case_id, f"You hold {case.reference} now.")
+
+    def action_reassign(self, request, case_id: int):
+        form = ReassignForm(reviewers_list(), request.POST)
+        if not form.is_valid():
+            self.message_user(request, _first_error(form), messages.ERROR)
+            return self._render_case(
+                request, case_id, status=400, reassign_data=request.POST
+            )
+        assignee = form.cleaned_data["assignee"]
+        try:
+            case = services.review_case_reassign(
+                actor=request.user, case_id=case_id, assignee=assignee
+            )
+        except ActionRefused as refusal:
+            return self._refused(request, case_id, refusal)
+        return self._done(
+            request, case_id, f"{case.reference} is now held by {assignee}."
+        )
+
+    def action_checks(self, request, case_id: int):
+        form = ChecklistForm(review_case_checks_list(case_id=case_id), request.POST)
+        if not form.is_valid():
+            self.message_user(
+                request,
+                "The checklist was not saved: " + _first_error(form),
+                messages.ERROR,
+            )
+            return self._render_case(
+                request, case_id, status=400, checklist_data=request.POST
+            )
+        try:
+            changed = services.review_case_record_checks(
+                actor=request.user, case_id=case_id, changes=form.changes()
+            )
+        except StaleEdit as stale:
+            # Show what is saved now, and beside it what this reviewer had entered.
+            self.message_user(request, stale.message, messages.ERROR)
+            attempted = {change.criterion_id: change for change in form.changes()}
+            return self._render_case(
+                request, case_id, status=409, attempted_checks=attempted
+            )
+        except ActionRefused as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return self._render_case(
+                request, case_id, status=409, checklist_data=request.POST
+            )
+        if changed:
+            count = len(changed)
+            message = f"Checklist saved: {count} change{'s' if count != 1 else ''}."
+        else:
+            message = "Checklist saved: nothing had changed."
+        return self._done(request, case_id, message)
+
+    def action_approve(self, request, case_id: int):
+        try:
+            case = services.review_case_approve(actor=request.user, case_id=case_id)
+        except ActionRefused as refusal:
+            return self._refused(request, case_id, refusal)
+        return self._done(
+            request,
+            case_id,
+            f"{case.reference} approved: key {case.key.platform_key_id} is active. "
+            f"The approval email to {case.account.contact_email} is on its way.",
+        )
+
+    def action_deny(self, request, case_id: int):
+        checks = review_case_checks_list(case_id=case_id)
+        form = DenyForm(denial_reason_groups(checks), request.POST)
+        if not form.is_valid():
+            self.message_user(
+                request,
+                "The case was not denied: " + _first_error(form),
+                messages.ERROR,
+            )
+            return self._render_case(
+                request, case_id, status=400, deny_data=request.POST
+            )
+        try:
+            case = services.review_case_deny(
+                actor=request.user, case_id=case_id, reasons=form.choices()
+            )
+        except ActionRefused as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return self._render_case(
+                request, case_id, status=409, deny_data=request.POST
+            )
+        count = len(form.choices())
+        return self._done(
+            request,
+            case_id,
+            f"{case.reference} denied with {count} reason{'s' if count != 1 else ''}. "
+            f"The denial email to {case.account.contact_email} is on its way.",
+        )
+
+
+# action slug -> handler; the permissions a user needs to even try (any of them).
+CASE_ACTIONS = {
+    "claim": "action_claim",
+    "release": "action_release",
+    "escalate": "action_escalate",
+    "take": "action_take",
+    "reassign": "action_reassign",
+    "checks": "action_checks",
+    "approve": "action_approve",
+    "deny": "action_deny",
+}
+ACTION_PERMISSIONS = {
+    "claim": (WORK,),
+    "release": (WORK, SUPERVISE),
+    "escalate": (WORK,),
+    "take": (SUPERVISE,),
+    "reassign": (SUPERVISE,),
+    "checks": (WORK,),
+    "approve": (WORK,),
+    "deny": (WORK,),
+}
+
+
+def available_actions(case: ReviewCase, user) -> dict[str, bool]:
+    """What this user may do to this case in its current state (shown as buttons).
+
+    The services decide again when the action is posted; this only keeps the
+    page from offering what would be refused.
+    """
+    can_work = user.is_active and user.has_perm(WORK)
+    can_supervise = user.is_active and user.has_perm(SUPERVISE)
+    holds = case.state == State.IN_REVIEW and case.assignee_id == user.pk
+    actions = {
+        "claim": can_work and case.state == State.QUEUED,
+        "release": case.state == State.IN_REVIEW
+        and ((can_work and holds) or can_supervise),
+        "escalate": can_work and holds,
+        "take": can_supervise and case.state == State.ESCALATED,
+        "reassign": can_supervise and case.is_open,
+        "checks": can_work and holds,
+        "decide": can_work and holds,
+    }
+    actions["any"] = any(actions.values())
+    return actions
+
+
+def state_badge(state: str):
+    return format_html(
+        '<span class="badge badge-{}">{}</span>',
+        state,
+        dict(State.choices).get(state, state),
+    )
+
+
+def _case_url(case_id: int) -> str:
+    return reverse("admin:reviews_reviewcase_change", args=[case_id])
+
+
+def _action_url(case_id: int, action: str) -> str:
+    return reverse("admin:reviews_reviewcase_action", args=[case_id, action])
+
+
+def _first_error(form) -> str:
+    for errors in form.errors.values():
+        for error in errors:
+            return str(error)
+    return "check the form."
+
+
+def _integration(data) -> dict:
+    """The integration info the platform sent, as safe display values."""
+    if not isinstance(data, dict):
+        return {"app_name": "", "app_url": "", "endpoints": [], "other": {}}
+    endpoints = data.get("endpoints") or []
+    if not isinstance(endpoints, list):
+        endpoints = [endpoints]
+    app_url = str(data.get("app_url") or "")
+    return {
+        "app_name": str(data.get("app_name") or ""),
+        "app_url": app_url,
+        # Only http(s) links are clickable; anything else is shown as text.
+        "app_url_is_link": app_url.lower().startswith(("https://", "http://")),
+        "endpoints": [str(endpoint) for endpoint in endpoints],
+        "other": {
+            key: value
+            for key, value in data.items()
+            if key not in {"app_name", "app_url", "endpoints"}
+        },
+    }
+
+
+def _checklist_rows(form: ChecklistForm, attempted: dict) -> list[dict]:
+    labels = dict(CheckResult.Result.choices)
+    rows = form.rows()
+    for row in rows:
+        change = attempted.get(row["check"].criterion_id)
+        row["attempted"] = None
+        if change is not None and (
+            change.result != row["check"].result
+            or (change.note or "").strip() != row["check"].note
+        ):
+            row["attempted"] = {
+                "result": labels.get(change.result, change.result),
+                "note": change.note,
+            }
+    return rows
