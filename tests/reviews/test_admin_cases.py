@@ -345,7 +345,7 @@ class TestQueueSearch:
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-# --- claim next ------------------------------------------------------------------------
+# --- claim next -----------------------------------------------------------------------
 
 
 class TestClaimNext:
@@ -383,7 +383,7 @@ class TestClaimNext:
         assert snapshot(case) == before
 
 
-# --- the case page ----------------------------------------------------------------------
+# --- the case page --------------------------------------------------------------------
 
 
 class TestCasePage:
@@ -574,7 +574,7 @@ class TestCasePage:
             assert case.account.contact_email in outbox[0].to[0]
 
 
-# --- actions ------------------------------------------------------------------------------
+# --- actions --------------------------------------------------------------------------
 
 
 class TestClaimReleaseEscalateTakeReassign:
@@ -874,7 +874,7 @@ class TestDecisions:
         assert snapshot(case) == before
 
 
-# --- forged posts ----------------------------------------------------------------------
+# --- forged posts ---------------------------------------------------------------------
 
 
 def _prepare(action: str, reviewer, senior) -> tuple[ReviewCase, dict]:
