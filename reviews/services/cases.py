@@ -78,7 +78,9 @@ def _lock_case(case_id: int) -> ReviewCase:
     try:
         return ReviewCase.objects.select_for_update().get(pk=case_id)
     except ReviewCase.DoesNotExist:
-        raise ActionRefused(f"Case {case_reference(case_id)} does not exist.") from None
+        raise ActionRefused(
+            f"Case {case_reference(case_id)} does not exist; check the reference."
+        ) from None
 
 
 def _holder_text(case: ReviewCase) -> str:
