@@ -335,7 +335,7 @@ class TestReviewCaseClaim:
         with pytest.raises(ActionRefused) as refused:
             services.review_case_claim(actor=reviewer, case_id=987654)
         assert "RC-987654" in refused.value.message
-        assert "does not exist" in refused.value.message
+        assert "does not exist; check the reference" in refused.value.message
 
 
 class TestReviewCaseRelease:
