@@ -255,6 +255,26 @@ class TestNotificationSend:
         assert len(outbox) == 1
 
 
+@pytest.mark.django_db
+class TestEmbeddedMode:
+    def test_the_email_is_captured_in_a_file(
+        self, reviewer, settings, tmp_path, django_capture_on_commit_callbacks
+    ):
+        """No ESP (``make run``): Django's file backend under var/mail."""
+        settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+        settings.EMAIL_FILE_PATH = tmp_path
+        notification = approved_and_sent(reviewer, django_capture_on_commit_callbacks)
+
+        notification.refresh_from_db()
+        assert notification.status == Notification.Status.SENT
+        assert notification.provider_message_id == ""  # no ESP, no tracking
+        (written,) = tmp_path.iterdir()
+        content = written.read_bytes()
+        assert notification.case.reference.encode() in content
+        assert b"Content-Type: text/html" in content
+        assert notification.to_email.encode() in content
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class TestTransientFailureThroughTheTask:
     """Eager task (embedded mode): the retry runs at once, in this process."""

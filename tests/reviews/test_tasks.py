@@ -30,11 +30,6 @@ from tests.reviews.test_notifications import provider_error
 HERE = "tests.reviews.test_tasks"
 WAIT_SECONDS = 30
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
-
 
 # --- the email provider, replaced ---------------------------------------------------
 
@@ -166,6 +161,8 @@ def codes(case: ReviewCase) -> list[str]:
 # --- the tests ------------------------------------------------------------------------
 
 
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class TestDecisionEmailThroughTheWorker:
     def test_a_decision_sends_exactly_one_email(self, reviewer, worker, outbox):
         case = make_case()
@@ -268,7 +265,9 @@ class TestDecisionEmailThroughTheWorker:
         assert case.key.status == ApiKey.Status.PENDING_APPROVAL
 
 
+@pytest.mark.redis
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class TestConcurrentSends:
     def test_two_sends_of_one_notification_send_once(
         self, reviewer, worker, outbox, settings
@@ -297,3 +296,21 @@ class TestConcurrentSends:
         assert len(outbox) == 1
         assert (notification.attempts, notification.times_sent) == (1, 1)
         assert codes(case).count(audit.EMAIL_SENT) == 1
+
+
+class TestRetryCountdown:
+    @pytest.mark.parametrize("retries", range(12))
+    def test_exponential_jittered_and_capped(self, settings, retries):
+        settings.NOTIFICATION_RETRY_BACKOFF_MAX = 300
+        backoff = min(300, tasks.RETRY_BACKOFF_BASE_SECONDS * 2**retries)
+        countdowns = [tasks.retry_countdown(retries) for _ in range(200)]
+        assert all(backoff / 2 <= c <= backoff for c in countdowns)
+        assert len(set(countdowns)) > 1  # jittered
+        # Far below the Redis visibility timeout (3600 s): no second delivery.
+        assert max(countdowns) <= 300
+
+    def test_default_cap_is_well_under_the_visibility_timeout(self):
+        from config.settings import base
+
+        timeout = base.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+        assert timeout >= base.NOTIFICATION_RETRY_BACKOFF_MAX * 4
