@@ -101,7 +101,7 @@ if REDIS_URL:
     CELERY_TASK_ALWAYS_EAGER = False
 else:
     # Embedded mode: the after-commit hook runs the task in this process.
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost/"
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
@@ -168,3 +168,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+if not REDIS_URL:
+    # Embedded mode runs every task inline: one log line per email is noise there.
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
