@@ -43,7 +43,13 @@ class ChecklistForm(forms.Form):
                 label=f"Note on “{criterion.title}”",
                 required=False,
                 max_length=NOTE_MAX_LENGTH,
-                widget=forms.Textarea(attrs={"rows": 2}),
+                widget=forms.Textarea(
+                    attrs={
+                        "rows": 2,
+                        "placeholder": "Note (optional): what you looked at, "
+                        "what is wrong",
+                    }
+                ),
                 initial=check.note,
             )
             self.fields[f"{prefix}-version"] = forms.IntegerField(

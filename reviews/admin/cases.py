@@ -246,6 +246,8 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "title": "Review queue",
             "can_claim": request.user.has_perm(WORK),
+            # The header's nav has what a reviewer needs; the table gets the width.
+            "is_nav_sidebar_enabled": False,
         }
         response = super().changelist_view(request, extra_context)
         if hasattr(response, "context_data"):
@@ -306,7 +308,7 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             return format_html(
                 '<span class="pill pill-affiliate">{}</span>', "Affiliate"
             )
-        return ""
+        return format_html("<span>{}</span>", "")
 
     # --- URLs -----------------------------------------------------------------------
 
@@ -390,6 +392,7 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             deny.is_valid()
         context = {
             **self.admin_site.each_context(request),
+            "is_nav_sidebar_enabled": False,
             "opts": self.opts,
             "title": f"{case.reference} · {case.account.name}",
             "page": page,

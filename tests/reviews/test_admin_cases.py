@@ -420,7 +420,7 @@ class TestCasePage:
         # Approve is disabled until every check passes, with what is missing.
         assert re.search(r'data-testid="approve"\s+disabled', html)
         assert 'data-testid="approve-hint"' in html
-        assert "is unchecked" in html
+        assert "is not checked yet" in html
         assert 'data-testid="deny-hint"' in html
         assert 'data-testid="action-escalate"' in html
         assert 'data-testid="action-release"' in html
