@@ -89,7 +89,7 @@ def developer_account_upsert(
     old one. Audits ``accounts.account.created`` / ``accounts.account.updated``
     with the names of the fields that changed (never their values).
     """
-    wanted: dict[str, Any] = {
+    wanted = {
         "name": name,
         "contact_email": contact_email,
         "contact_name": contact_name,
@@ -98,12 +98,25 @@ def developer_account_upsert(
         "tastemakers_account_id": tastemakers_account_id,
         "affiliate_partner_id": affiliate_partner_id,
     }
-    wanted = {name: value for name, value in wanted.items() if value is not None}
-    account = (
+    return _account_write(
+        _lock_account(platform_account_id),
+        platform_account_id,
+        {field: value for field, value in wanted.items() if value is not None},
+    )
+
+
+def _lock_account(platform_account_id: str) -> DeveloperAccount | None:
+    return (
         DeveloperAccount.objects.select_for_update()
         .filter(platform_account_id=platform_account_id)
         .first()
     )
+
+
+def _account_write(
+    account: DeveloperAccount | None, platform_account_id: str, wanted: dict
+) -> AccountUpsert:
+    """Apply ``wanted`` to the locked ``account``, or create it when None."""
     if account is None:
         try:
             with transaction.atomic():
@@ -151,46 +164,42 @@ def _record_contact_email(account: DeveloperAccount) -> None:
     )
 
 
-def _account_upsert_from(payload: AccountPayload) -> AccountUpsert:
-    """Patch semantics: a field left out is unchanged, ``null`` clears it."""
+def _account_upsert_from(
+    payload: AccountPayload, locked: DeveloperAccount | None
+) -> AccountUpsert:
+    """Apply the platform's account details to the account the caller locked.
 
-    def optional(model: Any, name: str) -> str | None:
-        if not model.given(name):
-            return None
-        return getattr(model, name) or ""
-
-    affiliate: dict[str, Any] = {}
+    Patch semantics: a field left out is unchanged, ``null`` clears it.
+    """
+    wanted: dict[str, Any] = {
+        "name": payload.name,
+        "contact_email": payload.contact_email,
+    }
+    for name in ("contact_name", "help_desk_account_id"):
+        if payload.given(name):
+            wanted[name] = getattr(payload, name) or ""
     if payload.given("affiliate"):
         details = payload.affiliate
-        affiliate["wants_affiliate"] = details is not None
-        if details is None:
-            affiliate["tastemakers_account_id"] = ""
-            affiliate["affiliate_partner_id"] = ""
-        else:
-            affiliate["tastemakers_account_id"] = optional(
-                details, "tastemakers_account_id"
-            )
-            affiliate["affiliate_partner_id"] = optional(details, "partner_id")
-    return developer_account_upsert(
-        platform_account_id=payload.id,
-        name=payload.name,
-        contact_email=payload.contact_email,
-        contact_name=optional(payload, "contact_name"),
-        help_desk_account_id=optional(payload, "help_desk_account_id"),
-        **affiliate,
-    )
+        wanted["wants_affiliate"] = details is not None
+        for ours, theirs in (
+            ("tastemakers_account_id", "tastemakers_account_id"),
+            ("affiliate_partner_id", "partner_id"),
+        ):
+            if details is None or details.given(theirs):
+                wanted[ours] = (details and getattr(details, theirs)) or ""
+    return _account_write(locked, payload.id, wanted)
 
 
 # --- keys -----------------------------------------------------------------------------
 
 
-def _transition(key: ApiKey, method) -> None:
+def _transition(key: ApiKey, method, done: str, needed: str) -> None:
     try:
         method()
     except TransitionNotAllowed:
         raise ActionRefused(
-            f"Key {key.platform_key_id} is {key.get_status_display().lower()}; it "
-            f"cannot be {method.__name__}d from that state.",
+            f"Key {key.platform_key_id} is {key.get_status_display().lower()}; only "
+            f"a key that is {needed} can be {done}.",
             code="state",
         ) from None
 
@@ -215,7 +224,7 @@ def api_key_resubmit(*, key_id: int) -> ApiKey:
     """
     key = _lock_key(key_id)
     from_status = key.status
-    _transition(key, key.resubmit)
+    _transition(key, key.resubmit, "resubmitted", "denied")
     key.save(update_fields=["status", "status_changed_at"])
     audit.log_event(
         KEY_RESUBMITTED,
@@ -234,7 +243,7 @@ def api_key_revoke(*, key_id: int, note: str = "") -> ApiKey:
     """An active key was deleted on the platform: it is revoked (audited)."""
     key = _lock_key(key_id)
     from_status = key.status
-    _transition(key, key.revoke)
+    _transition(key, key.revoke, "revoked", "active")
     key.save(update_fields=["status", "status_changed_at"])
     audit.log_event(
         audit.KEY_REVOKED,
@@ -268,11 +277,7 @@ def _on_key_requested(event: KeyRequested, *, retry: bool = True) -> IngestAnswe
     key_path = "data.key.id"
     # Events of one partner queue behind this lock, so two requests for one new
     # key cannot both see it as unknown.
-    account = (
-        DeveloperAccount.objects.select_for_update()
-        .filter(platform_account_id=account_id)
-        .first()
-    )
+    account = _lock_account(account_id)
     key = (
         ApiKey.objects.select_for_update(of=("self",))
         .select_related("account")
@@ -319,7 +324,7 @@ def _on_key_requested(event: KeyRequested, *, retry: bool = True) -> IngestAnswe
                 errors=[field_error(key_path, detail)],
                 extra={"key": _key_json(key)},
             )
-    account = _account_upsert_from(data.account).account
+    account = _account_upsert_from(data.account, account).account
     if key is None:
         try:
             with transaction.atomic():
@@ -417,7 +422,8 @@ def _on_key_deleted(event: KeyDeleted) -> IngestAnswer:
 
 
 def _on_account_updated(event: AccountUpdated) -> IngestAnswer:
-    result = _account_upsert_from(event.data.account)
+    payload = event.data.account
+    result = _account_upsert_from(payload, _lock_account(payload.id))
     return IngestAnswer.of(
         200,
         {
