@@ -38,6 +38,25 @@ def _missing_service(item: pytest.Item) -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Transactional tests restore the migrated reference data after a flush.
+
+    A ``transaction=True`` test (and every live_server test) ends by flushing the
+    database, which would drop the role groups, criteria and denial reasons that data
+    migrations created; serialized rollback puts them back for the next test.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        fixtures = getattr(item, "fixturenames", ())
+        transactional = (marker is not None and marker.kwargs.get("transaction")) or (
+            "live_server" in fixtures or "transactional_db" in fixtures
+        )
+        if transactional and not (marker and marker.kwargs.get("serialized_rollback")):
+            kwargs = dict(marker.kwargs) if marker else {}
+            kwargs.update(transaction=True, serialized_rollback=True)
+            item.add_marker(pytest.mark.django_db(**kwargs), append=False)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = _missing_service(item)
     if missing:
