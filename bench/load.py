@@ -6,10 +6,11 @@
 Creates the database if needed, migrates it, creates the benchmark's staff
 (``*@bench.example``), empties the case tables and loads them with ``COPY``: one
 connection per table streams while the rows are generated (``bench/datagen.py``),
-``COPY … FREEZE`` into freshly truncated tables. Secondary indexes and foreign keys
-are dropped for the load and rebuilt afterwards (the foreign keys are validated
-then); their definitions are kept in ``bench/data/`` until they are back, so an
-interrupted load is repaired by the next one. Ends with ``VACUUM ANALYZE``.
+``COPY … FREEZE`` into freshly truncated tables. From 50,000 cases up, secondary
+indexes and foreign keys are dropped for the load and rebuilt afterwards (the
+foreign keys are validated then); their definitions are kept in ``bench/data/``
+until they are back, so an interrupted load is repaired by the next one. Ends with
+``VACUUM ANALYZE`` (``ANALYZE`` for small loads).
 Deterministic: the same ``--n``/``--seed``/``--now`` give the same rows.
 """
 
@@ -29,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DATA_DIR = ROOT / "bench" / "data"
+BULK_THRESHOLD = 50_000
 PASSWORD = "bench-password"
 
 # (email local part, full name, role) — the benchmark's staff.
@@ -214,10 +216,14 @@ def load(
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     ddl_file = DATA_DIR / f"ddl-{database}.json"
+    # Dropping and rebuilding indexes pays off only for big loads.
+    bulk = n >= BULK_THRESHOLD or ddl_file.exists()
     started = time.monotonic()
     with psycopg.connect(info, autocommit=True) as admin:
         cursor = admin.cursor()
-        if ddl_file.exists():
+        if not bulk:
+            ddl = {"indexes": [], "foreign_keys": []}
+        elif ddl_file.exists():
             log(
                 f"Restoring the indexes of an interrupted load ({ddl_file})",
                 quiet=quiet,
@@ -246,7 +252,9 @@ def load(
         )
 
     log(f"Generating and copying {n:,} cases (seed {seed})", quiet=quiet)
-    sinks = {key: CopySink(info, table_map[key], truncate=True) for key in TABLE_ORDER}
+    # Without foreign keys each table is truncated again inside its COPY's
+    # transaction (COPY FREEZE); with them the sinks commit in dependency order.
+    sinks = {key: CopySink(info, table_map[key], truncate=bulk) for key in TABLE_ORDER}
     try:
         counts = Generator(
             n=n,
@@ -271,22 +279,24 @@ def load(
         quiet=quiet,
     )
 
-    log("Rebuilding indexes", quiet=quiet)
-    _restore_indexes(info, ddl["indexes"], quiet)
+    if bulk:
+        log("Rebuilding indexes", quiet=quiet)
+        _restore_indexes(info, ddl["indexes"], quiet)
     with psycopg.connect(info, autocommit=True) as admin:
         cursor = admin.cursor()
-        log("Restoring and validating foreign keys", quiet=quiet)
-        _restore_foreign_keys(cursor, ddl["foreign_keys"], quiet)
-        ddl_file.unlink()
+        if bulk:
+            log("Restoring and validating foreign keys", quiet=quiet)
+            _restore_foreign_keys(cursor, ddl["foreign_keys"], quiet)
+            ddl_file.unlink()
         for name in names:
             cursor.execute(
                 f"SELECT setval(pg_get_serial_sequence('\"{name}\"', 'id'), "
                 f'coalesce(max(id), 1), max(id) IS NOT NULL) FROM "{name}"'
             )
-        log("VACUUM ANALYZE", quiet=quiet)
+        log("VACUUM ANALYZE" if bulk else "ANALYZE", quiet=quiet)
         cursor.execute("SET maintenance_work_mem = '512MB'")
         for name in [*names, "accounts_user"]:
-            cursor.execute(f'VACUUM (ANALYZE) "{name}"')
+            cursor.execute(f'{"VACUUM (ANALYZE)" if bulk else "ANALYZE"} "{name}"')
     log(f"Done in {time.monotonic() - started:.0f} s", quiet=quiet)
     return counts
 

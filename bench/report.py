@@ -183,6 +183,10 @@ def http_rows(results: dict) -> list[list[str]]:
             continue
         checks = checks_of(entry)
         checks.append((entry["errors"] == 0, f"{entry['errors']} errors/non-2xx"))
+        if entry.get("generator") == "python":
+            label += " [python client]"
+        if entry.get("wrapped"):
+            label += f" ({entry['wrapped']} redeliveries)"
         rows.append(
             [
                 label,

@@ -30,6 +30,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -523,6 +524,8 @@ def stop(process: subprocess.Popen, seconds: float = 20) -> None:
 
 
 def run_wrk(args, port: int, script: str, seconds: float, env: dict) -> dict:
+    if args.load_generator == "python" or shutil.which("wrk") is None:
+        return run_python_load(args, port, script, seconds, env)
     command = [
         "wrk",
         "-t2",
@@ -560,10 +563,101 @@ def run_wrk(args, port: int, script: str, seconds: float, env: dict) -> dict:
                 "errors": errors,
                 "non_2xx": data["errors_status"],
                 "wrapped": data.get("wrapped", 0),
+                "generator": "wrk",
             }
     raise RuntimeError(
         f"wrk gave no result: {finished.stdout[-500:]} {finished.stderr[-500:]}"
     )
+
+
+def run_python_load(args, port: int, script: str, seconds: float, env: dict) -> dict:
+    """A small load generator of our own, used when ``wrk`` is not installed.
+
+    ``--http-connections`` threads, each with one keep-alive connection, for
+    ``seconds``; same requests as the wrk scripts. Its own CPU use is higher than
+    wrk's, so figures from it are conservative.
+    """
+    import http.client
+    import threading
+
+    connections = args.http_connections
+    deadline = time.perf_counter() + seconds
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    failures = [0] * connections
+    requests_by_thread: list[list[tuple[str, str, bytes | None, dict]]] = []
+    if script == "intake.lua":
+        lines = Path(env["BENCH_EVENTS_FILE"]).read_text().splitlines()
+        for number in range(connections):
+            mine = []
+            for line in lines[number::connections]:
+                message_id, stamp, signature, body = line.split("\t", 3)
+                headers = {
+                    "Content-Type": "application/json",
+                    "webhook-id": message_id,
+                    "webhook-timestamp": stamp,
+                    "webhook-signature": signature,
+                }
+                mine.append(("POST", "/api/v1/platform-events", body.encode(), headers))
+            requests_by_thread.append(mine)
+    else:
+        rng = random.Random(4242)
+        headers = {"Authorization": f"Bearer {env['BENCH_API_TOKEN']}"}
+        nkeys = int(env["BENCH_NKEYS"])
+        for _ in range(connections):
+            requests_by_thread.append(
+                [
+                    (
+                        "GET",
+                        f"/api/v1/keys/pk_{rng.randint(1, nkeys):07d}",
+                        None,
+                        headers,
+                    )
+                    for _ in range(5000)
+                ]
+            )
+
+    def worker(number: int) -> None:
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        queue = requests_by_thread[number]
+        index = 0
+        while time.perf_counter() < deadline and queue:
+            method, path, body, headers = queue[index % len(queue)]
+            index += 1
+            started = time.perf_counter()
+            try:
+                client.request(method, path, body=body, headers=headers)
+                response = client.getresponse()
+                response.read()
+                if response.status >= 400:
+                    failures[number] += 1
+            except OSError:
+                failures[number] += 1
+                client.close()
+                client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            latencies[number].append(time.perf_counter() - started)
+        client.close()
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    every = [value for values in latencies for value in values]
+    return {
+        "requests": len(every),
+        "seconds": elapsed,
+        "rate": len(every) / elapsed if elapsed else 0.0,
+        "p50_ms": ms(percentile(every, 0.50)),
+        "p95_ms": ms(percentile(every, 0.95)),
+        "p99_ms": ms(percentile(every, 0.99)),
+        "max_ms": ms(max(every)) if every else None,
+        "errors": sum(failures),
+        "non_2xx": sum(failures),
+        "wrapped": 0,
+        "generator": "python",
+    }
 
 
 def write_events(path: Path, *, tag: str, count: int) -> None:
@@ -619,18 +713,12 @@ def write_events(path: Path, *, tag: str, count: int) -> None:
     path.write_text("".join(lines))
 
 
-def measure_http(args, samples: dict) -> dict:
-    import urllib.error
-    import urllib.request
-
-    from bench import scratch
-
+def start_gunicorn(args) -> tuple[subprocess.Popen, int]:
+    """gunicorn with the product's production settings on a free loopback port."""
     port = free_port()
-    tag = f"intake{os.getpid()}"
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = DATA_DIR / "gunicorn.log"
     env = service_env(args, DJANGO_SETTINGS_MODULE="config.settings.production")
-    with log_path.open("w") as log_file:
+    with (DATA_DIR / "gunicorn.log").open("w") as log_file:
         server = subprocess.Popen(
             [
                 str(ROOT / ".venv" / "bin" / "gunicorn"),
@@ -648,6 +736,17 @@ def measure_http(args, samples: dict) -> dict:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    return server, port
+
+
+def measure_http(args, samples: dict, server: subprocess.Popen, port: int) -> dict:
+    import urllib.error
+    import urllib.request
+
+    from bench import scratch
+
+    tag = f"intake{os.getpid()}"
+    log_path = DATA_DIR / "gunicorn.log"
     results: dict = {"port": port}
     try:
         probe = f"http://127.0.0.1:{port}/api/v1/keys/pk_0000001"
@@ -674,7 +773,8 @@ def measure_http(args, samples: dict) -> dict:
             "BENCH_NKEYS": str(samples["nkeys"]),
         }
         log(f"  key status (probe answered {status})")
-        run_wrk(args, port, "key_status.lua", min(2, args.http_seconds), wrk_env)
+        if not args.quick:
+            run_wrk(args, port, "key_status.lua", 2, wrk_env)
         results["key_status"] = run_wrk(
             args, port, "key_status.lua", args.http_seconds, wrk_env
         )
@@ -683,9 +783,10 @@ def measure_http(args, samples: dict) -> dict:
         log("  signed intake")
         events = DATA_DIR / f"events-{tag}.tsv"
         warm = DATA_DIR / f"events-{tag}-warm.tsv"
-        write_events(warm, tag=f"{tag}w", count=400)
         write_events(events, tag=tag, count=int(args.http_seconds * 2500) + 100)
-        run_wrk(args, port, "intake.lua", 1, {"BENCH_EVENTS_FILE": str(warm)})
+        if not args.quick:
+            write_events(warm, tag=f"{tag}w", count=400)
+            run_wrk(args, port, "intake.lua", 1, {"BENCH_EVENTS_FILE": str(warm)})
         results["intake"] = run_wrk(
             args,
             port,
@@ -697,6 +798,8 @@ def measure_http(args, samples: dict) -> dict:
         for path in (events, warm):
             path.unlink(missing_ok=True)
     finally:
+        # Requests still in flight when the load generator stopped must finish
+        # before the cases they opened are removed.
         stop(server)
         from django.db import connection
 
@@ -710,34 +813,18 @@ def measure_http(args, samples: dict) -> dict:
 # --- decision -> email --------------------------------------------------------
 
 
-def measure_email(args) -> dict:
-    import redis
-
-    from accounts.models import User
-    from bench import scratch
-    from bench.email_backend import handoff_key
-    from config.celery import app
-    from reviews import services
-    from reviews.models import CheckResult, DenialReason, Notification
-
-    run_id = os.environ["BENCH_RUN_ID"]
-    queue = os.environ["BENCH_CELERY_QUEUE"]
-    store = redis.Redis.from_url(args.redis_url)
-    store.delete(handoff_key(run_id))
-    tag = f"mail{os.getpid()}"
-    count = args.decisions
-    case_ids = scratch.add_queued_cases(tag=tag, count=count)
-    decider = User.objects.get(email=staff_email("decider01"))
-    hostname = f"bench{os.getpid()}@%h"
-    log_path = DATA_DIR / "celery.log"
+def start_worker(args) -> tuple[subprocess.Popen, str]:
+    """A Celery worker on the run's own queue, with the recording email backend."""
+    hostname = f"bench{os.getpid()}@{socket.gethostname()}"
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
     env = service_env(
         args,
         DJANGO_SETTINGS_MODULE="bench.settings",
-        BENCH_CELERY_QUEUE=queue,
-        BENCH_RUN_ID=run_id,
+        BENCH_CELERY_QUEUE=os.environ["BENCH_CELERY_QUEUE"],
+        BENCH_RUN_ID=os.environ["BENCH_RUN_ID"],
         BENCH_REDIS_URL=args.redis_url,
     )
-    with log_path.open("w") as log_file:
+    with (DATA_DIR / "celery.log").open("w") as log_file:
         worker = subprocess.Popen(
             [
                 str(ROOT / ".venv" / "bin" / "celery"),
@@ -749,7 +836,7 @@ def measure_email(args) -> dict:
                 "--loglevel",
                 "WARNING",
                 "-Q",
-                queue,
+                os.environ["BENCH_CELERY_QUEUE"],
                 "--hostname",
                 hostname,
                 "--without-gossip",
@@ -761,6 +848,27 @@ def measure_email(args) -> dict:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    return worker, hostname
+
+
+def measure_email(args, worker: subprocess.Popen, hostname: str) -> dict:
+    import redis
+
+    from accounts.models import User
+    from bench import scratch
+    from bench.email_backend import handoff_key
+    from config.celery import app
+    from reviews import services
+    from reviews.models import CheckResult, DenialReason, Notification
+
+    run_id = os.environ["BENCH_RUN_ID"]
+    store = redis.Redis.from_url(args.redis_url)
+    store.delete(handoff_key(run_id))
+    tag = f"mail{os.getpid()}"
+    count = args.decisions
+    case_ids = scratch.add_queued_cases(tag=tag, count=count)
+    decider = User.objects.get(email=staff_email("decider01"))
+    log_path = DATA_DIR / "celery.log"
     result: dict = {"decisions": count}
     try:
         deadline = time.monotonic() + 90
@@ -768,7 +876,7 @@ def measure_email(args) -> dict:
         while time.monotonic() < deadline and not ready:
             if worker.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited; see {log_path}")
-            ready = bool(app.control.ping(timeout=1.0))
+            ready = bool(app.control.ping(destination=[hostname], timeout=1.0))
         if not ready:
             raise RuntimeError(f"the Celery worker did not start; see {log_path}")
         reason = (
@@ -840,7 +948,6 @@ def measure_email(args) -> dict:
             }
         )
     finally:
-        stop(worker, seconds=30)
         store.delete(handoff_key(run_id))
         from django.db import connection
 
@@ -922,6 +1029,14 @@ def machine(args) -> dict:
     }
 
 
+def migrations_pending() -> bool:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -947,6 +1062,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--http-seconds", type=float, default=20)
     parser.add_argument("--http-connections", type=int, default=8)
+    parser.add_argument(
+        "--load-generator",
+        choices=["wrk", "python"],
+        default="wrk",
+        help="wrk (Debian's; falls back to python when not installed) or python",
+    )
     parser.add_argument("--decisions", type=int, default=300)
     parser.add_argument("--decision-rate", type=float, default=20, help="per second")
     parser.add_argument("--email-timeout", type=float, default=60)
@@ -965,7 +1086,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.samples, args.warmup = 3, 1
+        args.samples, args.warmup = 2, 1
         args.stock_samples = args.stock_search_samples = 2
         args.claim_seconds, args.http_seconds = 1, 1
         args.decisions, args.decision_rate = 6, 50
@@ -986,7 +1107,8 @@ def main(argv: list[str] | None = None) -> dict:
     setup_django(args.database_url)
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0, interactive=False)
+    if migrations_pending():
+        call_command("migrate", verbosity=0, interactive=False)
     ensure_staff()
     results: dict = {"command": command, "machine": machine(args), "errors": {}}
     cases = results["machine"]["counts"]["reviews_reviewcase"]
@@ -996,25 +1118,36 @@ def main(argv: list[str] | None = None) -> dict:
         key: value[:3] if isinstance(value, list) else value
         for key, value in samples.items()
     }
+    # The servers start now and are ready by their phase; they stay idle until then.
+    server = port = worker = hostname = None
+    if "http" not in args.skip:
+        server, port = start_gunicorn(args)
+    if "email" not in args.skip:
+        worker, hostname = start_worker(args)
     phases = [
         ("pages", lambda: measure_pages(args, samples)),
         ("claims", lambda: measure_claims(args)),
-        ("http", lambda: measure_http(args, samples)),
-        ("email", lambda: measure_email(args)),
+        ("http", lambda: measure_http(args, samples, server, port)),
+        ("email", lambda: measure_email(args, worker, hostname)),
     ]
-    for name, phase in phases:
-        if name in args.skip:
-            continue
-        log(f"[{name}] load {load_average()}")
-        started = time.monotonic()
-        try:
-            results[name] = phase()
-        except Exception as exc:  # noqa: BLE001 - a phase's failure is a result
-            import traceback
+    try:
+        for name, phase in phases:
+            if name in args.skip:
+                continue
+            log(f"[{name}] load {load_average()}")
+            started = time.monotonic()
+            try:
+                results[name] = phase()
+            except Exception as exc:  # noqa: BLE001 - a phase's failure is a result
+                import traceback
 
-            traceback.print_exc()
-            results["errors"][name] = f"{type(exc).__name__}: {exc}"
-        results.setdefault("durations", {})[name] = time.monotonic() - started
+                traceback.print_exc()
+                results["errors"][name] = f"{type(exc).__name__}: {exc}"
+            results.setdefault("durations", {})[name] = time.monotonic() - started
+    finally:
+        for process in (server, worker):
+            if process is not None:
+                stop(process, seconds=30)
     results["machine"]["load_after"] = load_average()
     table = report.render_table(results)
     print(table, flush=True)
