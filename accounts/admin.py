@@ -202,6 +202,7 @@ class DeveloperAccountAdmin(admin.ModelAdmin):
     )
     ordering = ["-id"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     fieldsets = [
         (
             None,

@@ -14,9 +14,11 @@ from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirec
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.timezone import localtime
 
 from reviews import selectors, services
 from reviews.errors import ActionRefused
@@ -89,6 +91,8 @@ def support_lookup_view(request: HttpRequest) -> TemplateResponse:
     context = {
         **admin.site.each_context(request),
         "title": "Support lookup",
+        # The page needs its width; the top navigation links everything.
+        "is_nav_sidebar_enabled": False,
         "lookup": lookup,
         "can_resend": request.user.has_perm(RESEND_PERM),
         "decided_states": ReviewCase.DECIDED_STATES,
@@ -140,6 +144,35 @@ class ProblemFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DeliveryFilter(admin.SimpleListFilter):
+    """Fixed choices: listing the distinct values would scan the whole outbox."""
+
+    title = "delivery status"
+    parameter_name = "delivery"
+    CHOICES = [
+        ("none", "No report yet"),
+        ("delivered", "Delivered"),
+        ("bounced", "Bounced"),
+        ("rejected", "Rejected"),
+        ("failed", "Failed"),
+        ("complained", "Complained"),
+        ("deferred", "Deferred"),
+        ("opened", "Opened"),
+        ("clicked", "Clicked"),
+    ]
+
+    def lookups(self, request, model_admin):
+        return self.CHOICES
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "none":
+            return queryset.filter(delivery_status="")
+        if value in dict(self.CHOICES):
+            return queryset.filter(delivery_status=value)
+        return queryset
+
+
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     """Read-only outbox; support resends a decision email through the service."""
@@ -149,13 +182,15 @@ class NotificationAdmin(admin.ModelAdmin):
         "kind",
         "to_email",
         "status_badge",
-        "delivery_status",
-        "attempts",
+        "delivery",
+        "tries",
+        "sent",
         "short_error",
-        "sent_at",
     ]
     list_display_links = None
-    list_filter = [ProblemFilter, "status", "delivery_status", "kind"]
+    list_filter = [ProblemFilter, "status", DeliveryFilter, "kind"]
+    # Facet counts would count the whole outbox once per filter choice.
+    show_facets = admin.ShowFacets.NEVER
     list_select_related = False
     search_fields = ["case_id"]
     search_help_text = "Case reference (RC-000123) or the provider's message id."
@@ -245,7 +280,7 @@ class NotificationAdmin(admin.ModelAdmin):
     @admin.display(description="case", ordering="case_id")
     def case_link(self, obj):
         return format_html(
-            '<a href="{}">{}</a>',
+            '<a class="rd-nowrap" href="{}">{}</a>',
             case_change_url(obj.case_id),
             case_reference(obj.case_id),
         )
@@ -260,10 +295,31 @@ class NotificationAdmin(admin.ModelAdmin):
             label,
         )
 
+    @admin.display(description="delivery", ordering="delivery_status")
+    def delivery(self, obj):
+        return obj.delivery_status or "—"
+
+    @admin.display(description="tries", ordering="attempts")
+    def tries(self, obj):
+        return obj.attempts
+
+    @admin.display(description="sent", ordering="sent_at")
+    def sent(self, obj):
+        if not obj.sent_at:
+            return "—"
+        return format_html(
+            '<span class="rd-nowrap" title="{}">{}</span>',
+            date_format(localtime(obj.sent_at), "DATETIME_FORMAT"),
+            date_format(localtime(obj.sent_at), "j M, H:i"),
+        )
+
     @admin.display(description="last error")
     def short_error(self, obj):
         text = obj.last_error
-        return text if len(text) <= 80 else text[:79] + "…"
+        if not text:
+            return ""
+        short = text if len(text) <= 60 else text[:59] + "…"
+        return format_html('<span class="rd-error" title="{}">{}</span>', text, short)
 
     @admin.display(description="text body")
     def text_body(self, obj):
@@ -337,8 +393,17 @@ class NotificationAdmin(admin.ModelAdmin):
             )
         return HttpResponseRedirect(_safe_next(request, fallback))
 
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            "title": "Decision emails",
+            "is_nav_sidebar_enabled": False,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
+
     def render_change_form(self, request, context, *args, **kwargs):
         context["can_resend"] = self.has_resend_permission(request)
+        context["is_nav_sidebar_enabled"] = False
         return super().render_change_form(request, context, *args, **kwargs)
 
 
@@ -363,6 +428,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["platform_key_id"]
     search_help_text = "The platform key id, exactly."
     ordering = ["-id"]
+    show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
     show_full_result_count = False
     fields = [

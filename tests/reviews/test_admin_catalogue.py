@@ -252,7 +252,7 @@ class TestAdminRoleEdits:
 
 class TestOtherRolesOnlyRead:
     @pytest.mark.parametrize("role", ["reviewer", "senior", "support"])
-    def test_can_read(self, client, request, role):
+    def test_can_read(self, client, request, role, db):
         client.force_login(request.getfixturevalue(role))
         reason = DenialReason.objects.first()
         assert client.get(REASONS).status_code == 200
