@@ -76,10 +76,12 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 # --- the lookup page --------------------------------------------------------------
 
 
-def support_lookup_view(request: HttpRequest) -> TemplateResponse:
+def support_lookup_view(request: HttpRequest):
     """GET /reviews/lookup/?q=…: partners, cases, reasons and decision emails."""
     if not request.user.has_perm(LOOKUP_PERM):
         raise PermissionDenied
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET"])
     lookup = selectors.support_lookup_get(query=request.GET.get("q", ""))
     for partner in lookup.partners:
         for case in partner.cases:
@@ -94,6 +96,7 @@ def support_lookup_view(request: HttpRequest) -> TemplateResponse:
         # The page needs its width; the top navigation links everything.
         "is_nav_sidebar_enabled": False,
         "lookup": lookup,
+        "max_cases": selectors.LOOKUP_MAX_CASES,
         "can_resend": request.user.has_perm(RESEND_PERM),
         "decided_states": ReviewCase.DECIDED_STATES,
         "this_page": request.get_full_path(),

@@ -123,6 +123,24 @@ def _matching_accounts(query: str) -> tuple[list[tuple[int, str]], int | None, s
     return [(account_id, MATCH_NAME) for account_id in rows], None, ""
 
 
+def _cases_with_reasons_and_emails(queryset):
+    return queryset.select_related("key", "decided_by", "assignee").prefetch_related(
+        Prefetch(
+            "denial_reasons",
+            queryset=CaseDenialReason.objects.order_by("id"),
+            to_attr="lookup_reasons",
+        ),
+        Prefetch(
+            "notifications",
+            # The bodies are large and shown on the notification page instead.
+            queryset=Notification.objects.defer("body_text", "body_html").order_by(
+                "id"
+            ),
+            to_attr="lookup_notifications",
+        ),
+    )
+
+
 def account_ids_matching(query: str) -> list[int]:
     """Ids of the partners the lookup would show for ``query`` (indexed, capped)."""
     query = " ".join((query or "").split())[:MAX_QUERY_LENGTH]
@@ -188,28 +206,19 @@ def support_lookup_get(*, query: str) -> SupportLookup:
     }
 
     cases = list(
-        ReviewCase.objects.filter(account_id__in=partners)
-        .select_related("key", "decided_by", "assignee")
-        .prefetch_related(
-            Prefetch(
-                "denial_reasons",
-                queryset=CaseDenialReason.objects.order_by("id"),
-                to_attr="lookup_reasons",
-            ),
-            Prefetch(
-                "notifications",
-                # The bodies are large and shown on the notification page instead.
-                queryset=Notification.objects.defer("body_text", "body_html").order_by(
-                    "id"
-                ),
-                to_attr="lookup_notifications",
-            ),
-        )
-        .order_by("-submitted_at", "-id")[: LOOKUP_MAX_CASES + 1]
+        _cases_with_reasons_and_emails(
+            ReviewCase.objects.filter(account_id__in=partners)
+        ).order_by("-submitted_at", "-id")[: LOOKUP_MAX_CASES + 1]
     )
     if len(cases) > LOOKUP_MAX_CASES:
         result.more_cases = True
         cases = cases[:LOOKUP_MAX_CASES]
+        wanted = result.matched_case_id
+        if wanted and wanted not in {case.pk for case in cases}:
+            # The case asked for by reference is older than the page: show it too.
+            cases += list(
+                _cases_with_reasons_and_emails(ReviewCase.objects.filter(pk=wanted))
+            )
     for case in cases:
         partners[case.account_id].cases.append(case)
     result.partners = list(partners.values())

@@ -237,6 +237,21 @@ class TestLookupAnswers:
         assert "More partners match" in response.content.decode()
 
 
+def test_old_case_by_reference_beyond_the_page(client, support, monkeypatch):
+    from reviews.selectors import lookup as lookup_selectors
+
+    monkeypatch.setattr(lookup_selectors, "LOOKUP_MAX_CASES", 2)
+    account = partner()
+    oldest, *_ = [make_case(account=account) for _ in range(4)]
+    client.force_login(support)
+    page = client.get(LOOKUP, {"q": account.contact_email})
+    assert len(page.context["lookup"].partners[0].cases) == 2
+    assert "Only the newest" in page.content.decode()
+    page = client.get(LOOKUP, {"q": oldest.reference})
+    shown = [case.pk for case in page.context["lookup"].partners[0].cases]
+    assert len(shown) == 3 and shown[-1] == oldest.pk
+
+
 class TestLookupQueryCount:
     """The page costs the same whatever the partner's history (issue 4 guard)."""
 
@@ -342,6 +357,20 @@ class TestLookupPermissions:
         response = client.get(LOOKUP, {"q": "acct_1001"})
         assert response.status_code == 403
         assert b"Pantry Planner" not in response.content
+
+    def test_read_only(self, client, support, denied):
+        client.force_login(support)
+        before = snapshot()
+        assert client.post(LOOKUP, {"q": "acct_1001"}).status_code == 405
+        assert snapshot() == before
+
+    def test_support_can_open_the_case_page(self, client, support, denied):
+        client.force_login(support)
+        case = denied[2]
+        page = client.get(LOOKUP, {"q": case.reference})
+        link = reverse("admin:reviews_reviewcase_change", args=[case.pk])
+        assert link in page.content.decode()
+        assert client.get(link).status_code == 200
 
     def test_anonymous_goes_to_login(self, client, denied):
         response = client.get(LOOKUP, {"q": "acct_1001"})
