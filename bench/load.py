@@ -301,6 +301,38 @@ def load(
     return counts
 
 
+def load_in_transaction(*, n: int, seed: int = 42, now: float | None = None) -> dict:
+    """Add ``n`` cases through Django's own connection, inside the caller's
+    transaction (tests): no truncation, indexes kept, then ``ANALYZE``."""
+    from django.db import connection
+
+    from bench.datagen import TABLE_ORDER, BufferSink, Catalogue, Generator, tables
+    from bench.scratch import next_ids
+
+    staff = ensure_staff()
+    table_map = tables()
+    sinks = {key: BufferSink(table_map[key]) for key in TABLE_ORDER}
+    with connection.cursor() as cursor:
+        counts = Generator(
+            n=n,
+            seed=seed,
+            now=now if now is not None else time.time(),
+            catalogue=Catalogue.from_db(),
+            staff=staff,
+            bases=next_ids(cursor),
+        ).run(sinks)
+        for key in TABLE_ORDER:
+            name = table_map[key].name
+            sinks[key].copy_into(cursor.cursor)
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('\"{name}\"', 'id'), "
+                f'coalesce(max(id), 1), max(id) IS NOT NULL) FROM "{name}"'
+            )
+            cursor.execute(f'ANALYZE "{name}"')
+        cursor.execute('ANALYZE "accounts_user"')
+    return counts
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="review cases")

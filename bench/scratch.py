@@ -20,7 +20,8 @@ from bench.datagen import (
 )
 
 
-def _next_ids(cursor) -> Bases:
+def next_ids(cursor) -> Bases:
+    """The next free id of every table the generator writes."""
     table_map = tables()
     bases = Bases()
     for key in TABLE_ORDER:
@@ -41,7 +42,7 @@ def add_queued_cases(*, tag: str, count: int, before_queue: bool = True) -> list
     table_map = tables()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("LOCK TABLE reviews_reviewcase IN SHARE ROW EXCLUSIVE MODE")
-        bases = _next_ids(cursor)
+        bases = next_ids(cursor)
         first_case = bases.case
         cursor.execute(
             "SELECT extract(epoch FROM min(submitted_at)) FROM reviews_reviewcase "
