@@ -32,6 +32,8 @@ from reviews.models import (
 __all__ = [
     "CasePage",
     "EventLine",
+    "HISTORY_MAX",
+    "HISTORY_SHOWN",
     "QueueSearch",
     "case_age",
     "denial_reason_groups",
@@ -61,10 +63,12 @@ QUEUE_COLUMNS = (
     "assignee__email",
 )
 # A partner-name search looks at this many matching partners at most.
-NAME_SEARCH_MAX_PARTNERS = 200
+NAME_SEARCH_MAX_PARTNERS = 100
 NAME_SEARCH_MIN_LENGTH = 3
 OTHER_CASES_SHOWN = 20
-HISTORY_SHOWN = 500
+# The case page shows the latest events; "show all" lifts this to HISTORY_MAX.
+HISTORY_SHOWN = 50
+HISTORY_MAX = 2000
 MAX_TERM_LENGTH = 254
 _DIGITS = re.compile(r"^\s*#?(\d{1,18})\s*$")
 
@@ -95,7 +99,8 @@ class QueueSearch:
             "reference": "case reference",
             "email": "contact email (current or former)",
             "key": "key id",
-            "name": "partner name or account id",
+            "name": "partner name or account id (up to "
+            f"{NAME_SEARCH_MAX_PARTNERS} matching partners)",
         }.get(self.kind, "")
 
 
@@ -235,6 +240,7 @@ def review_case_page_get(
     *,
     case_id: int,
     with_history: bool = True,
+    history_limit: int = HISTORY_SHOWN,
     with_notifications: bool = True,
     with_denial_catalogue: bool = False,
     with_reviewers: bool = False,
@@ -284,10 +290,10 @@ def review_case_page_get(
         events = list(
             CaseEvent.objects.filter(case_id=case.pk)
             .select_related("actor")
-            .order_by("-created_at", "-id")[: HISTORY_SHOWN + 1]
+            .order_by("-created_at", "-id")[: history_limit + 1]
         )
-        history_truncated = len(events) > HISTORY_SHOWN
-        events = events[:HISTORY_SHOWN]
+        history_truncated = len(events) > history_limit
+        events = events[:history_limit]
         events.reverse()
         known_people = [
             case.assignee,
