@@ -271,7 +271,8 @@ _FINAL_KEY_STATES = {
 }
 
 
-def _on_key_requested(event: KeyRequested, *, retry: bool = True) -> IngestAnswer:
+def _on_key_requested(event: KeyRequested) -> IngestAnswer:
+    """Open a case for a new or denied key; a no-op or refusal writes nothing."""
     data = event.data
     account_id = data.account.id
     key_path = "data.key.id"
@@ -326,20 +327,16 @@ def _on_key_requested(event: KeyRequested, *, retry: bool = True) -> IngestAnswe
             )
     account = _account_upsert_from(data.account, account).account
     if key is None:
-        try:
-            with transaction.atomic():
-                key = ApiKey.objects.create(
-                    platform_key_id=data.key.id,
-                    account=account,
-                    name=data.key.name or "",
-                    last4=data.key.last4 or "",
-                    platform_created_at=data.key.created_at,
-                )
-        except IntegrityError:
-            if not retry:
-                raise
-            # The key was created by a delivery we could not see yet: start again.
-            return _on_key_requested(event, retry=False)
+        # A concurrent first request for this key under a brand-new account can
+        # still collide here: the unique key id aborts this delivery (503), and
+        # the platform's retry is answered from the committed state.
+        key = ApiKey.objects.create(
+            platform_key_id=data.key.id,
+            account=account,
+            name=data.key.name or "",
+            last4=data.key.last4 or "",
+            platform_created_at=data.key.created_at,
+        )
         previous = (
             ReviewCase.objects.filter(account=account, state=ReviewCase.State.DENIED)
             .order_by("-decided_at", "-id")
@@ -446,41 +443,40 @@ _HANDLERS = {
 # --- the entry point -----------------------------------------------------------------
 
 
-def _receipt_claim(webhook_id: str) -> tuple[PlatformEventReceipt, bool]:
-    """Insert this delivery's receipt, or return the stored one (False)."""
-    try:
-        with transaction.atomic():
-            receipt = PlatformEventReceipt.objects.create(
-                webhook_id=webhook_id, response_status=0, response_body={}
-            )
-    except IntegrityError:
-        # A concurrent delivery of this id held the row until it committed.
-        return PlatformEventReceipt.objects.get(webhook_id=webhook_id), False
-    return receipt, True
-
-
-@transaction.atomic
 def platform_event_ingest(*, webhook_id: str, body: bytes) -> IngestAnswer:
     """Handle one signed platform event; the signature is checked by the caller.
 
     Validates the body (400 naming every bad field, 422 for an unknown type),
-    applies the event and stores the answer under ``webhook_id``. A redelivery of
-    the same id returns the stored answer and changes nothing. Refusals (4xx)
-    write nothing but the receipt. No side effect is scheduled: emails only follow
-    decisions.
+    applies the event and stores the answer under ``webhook_id``, all in one
+    transaction. A redelivery of the same id returns the stored answer and
+    changes nothing. Refusals (4xx) write nothing but the receipt. No side effect
+    is scheduled: emails only follow decisions.
     """
-    receipt, created = _receipt_claim(webhook_id)
-    if not created:
+    try:
+        return _ingest_new(webhook_id, body)
+    except IntegrityError:
+        # Seen before: the receipt's unique id refused this delivery. A concurrent
+        # delivery of the same id waited on that index until the first committed.
+        stored = PlatformEventReceipt.objects.filter(webhook_id=webhook_id).first()
+        if stored is None:
+            raise  # another constraint: nothing was stored, the platform retries
         return IngestAnswer.of(
-            receipt.response_status, receipt.response_body, replayed=True
+            stored.response_status, stored.response_body, replayed=True
         )
+
+
+@transaction.atomic
+def _ingest_new(webhook_id: str, body: bytes) -> IngestAnswer:
+    # The receipt goes in first, so a second delivery of this id blocks on it.
+    receipt = PlatformEventReceipt.objects.create(
+        webhook_id=webhook_id, response_status=0, response_body={}
+    )
     event_type = ""
     try:
         event: PlatformEvent = parse_event(body)
         event_type = event.type
-        # A refusal raised by a handler rolls back everything it wrote.
-        with transaction.atomic():
-            answer = _HANDLERS[event.type](event)
+        # Handlers decide refusals and no-ops before their first write.
+        answer = _HANDLERS[event.type](event)
     except Problem as problem:
         answer = IngestAnswer.of(problem.status, problem.document())
         event_type = event_type or problem.event_type
