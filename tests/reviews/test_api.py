@@ -632,7 +632,9 @@ class TestKeyStatus:
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+# Real commits; serialized_rollback restores the seeded roles and catalogue that
+# the flush after the test removes.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_deliveries_of_one_id_at_once_have_one_effect(monkeypatch):
     """The second delivery waits on the receipt's unique index, then answers alike."""
     from reviews.services import ingest
