@@ -70,3 +70,39 @@ def login(page, live_server, email: str, password: str = "pw") -> None:
     page.fill("input[name=username]", email)
     page.fill("input[name=password]", password)
     page.click("input[type=submit], button[type=submit]")
+
+
+# --- serialized rollback across Playwright -------------------------------------------
+# Once Playwright's sync API runs, an event loop is "running" in the test thread, so
+# Django's per-context connection storage hands the test a fresh connection object
+# that lacks ``_test_serialized_contents``. Tests marked
+# ``django_db(transaction=True, serialized_rollback=True)`` would then lose the
+# migration-seeded rows (roles, criteria, denial reasons) after the first flush.
+# These fixtures put the serialized contents back on whichever connection is current.
+
+
+@pytest.fixture(scope="session")
+def _serialized_db_contents(django_db_setup):
+    from django.db import connections
+
+    return {
+        alias: connections[alias]._test_serialized_contents
+        for alias in connections
+        if hasattr(connections[alias], "_test_serialized_contents")
+    }
+
+
+@pytest.fixture(autouse=True)
+def _serialized_rollback_survives_playwright(_serialized_db_contents):
+    def attach() -> None:
+        from django.db import connections
+
+        for alias, contents in _serialized_db_contents.items():
+            if not hasattr(connections[alias], "_test_serialized_contents"):
+                connections[alias]._test_serialized_contents = contents
+
+    attach()
+    yield
+    # Before pytest-django's flush: with the contents attached, the flush skips
+    # post_migrate and the next test's setup restores the seeded rows.
+    attach()
