@@ -191,6 +191,13 @@ class EventLine:
     detail: str = ""
 
     @property
+    def shows_case_states(self) -> bool:
+        """Key events carry key statuses in from/to; those are told in the text."""
+        return not self.event.code.startswith("reviews.key.") and bool(
+            self.event.to_state
+        )
+
+    @property
     def from_label(self) -> str:
         return _STATE_LABELS.get(self.event.from_state, self.event.from_state)
 
@@ -387,6 +394,7 @@ def reviewers_list() -> list[User]:
 _RESULT_LABELS = dict(CheckResult.Result.choices)
 _STATE_LABELS = dict(ReviewCase.State.choices)
 _KIND_LABELS = dict(Notification.Kind.choices)
+_KEY_STATUS_LABELS = dict(ApiKey.Status.choices)
 
 
 def review_case_history(
@@ -479,6 +487,14 @@ def _describe(
         titles = [reasons.get(reason_code, reason_code) for reason_code in codes]
         text = "Denied"
         detail = "Reasons: " + "; ".join(titles) if titles else ""
+    elif code.startswith("reviews.key."):
+        verb = code.rsplit(".", 1)[-1].replace("_", " ")
+        text = f"Key {payload.get('key', '')} {verb}".strip()
+        if event.from_state or event.to_state:
+            before = _KEY_STATUS_LABELS.get(event.from_state, event.from_state)
+            after = _KEY_STATUS_LABELS.get(event.to_state, event.to_state)
+            text += f": {before} → {after}"
+        detail = payload.get("note") or ""
     elif code == audit.CASE_WITHDRAWN:
         text = "Withdrawn by the platform (the key was deleted)"
         detail = payload.get("note") or ""

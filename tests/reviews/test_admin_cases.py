@@ -547,6 +547,38 @@ class TestCasePage:
         assert "Request received" in everything.content.decode()
         assert len(latest_queries) == len(all_queries)
 
+    def test_history_reads_as_sentences(self, reviewer, senior):
+        from reviews import audit
+
+        case = held_case(reviewer)
+        services.review_case_record_check(
+            actor=reviewer,
+            case_id=case.pk,
+            criterion_id=case.checks.get(criterion__code="error_handling").criterion_id,
+            result="fail",
+            note="No retry on 503",
+        )
+        audit.log_event(
+            "reviews.key.resubmitted",
+            case=case,
+            actor_kind=CaseEvent.ActorKind.PLATFORM,
+            from_state="denied",
+            to_state="pending_approval",
+            payload={"key": case.key.platform_key_id},
+        )
+        html = client_for(senior).get(case_url(case)).content.decode()
+        assert "Claimed the case" in html
+        assert (
+            "Checked “Error handling for the implemented endpoints”: "
+            "Unchecked → Fail" in html
+        )
+        assert "No retry on 503" in html
+        assert (
+            f"Key {case.key.platform_key_id} resubmitted: Denied → Pending approval"
+            in html
+        )
+        assert ">Platform<" in html and ">Rita Reviewer<" in html
+
     def test_holder_page_query_count(self, reviewer, django_assert_max_num_queries):
         case = held_case(reviewer)
         fail_check(case, reviewer)
