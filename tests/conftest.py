@@ -7,6 +7,7 @@ so a CI run can never pass with them silently skipped.
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
@@ -38,31 +39,61 @@ def _missing_service(item: pytest.Item) -> str | None:
     return None
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Transactional tests restore the migrated reference data after a flush.
-
-    A ``transaction=True`` test (and every live_server test) ends by flushing the
-    database, which would drop the role groups, criteria and denial reasons that data
-    migrations created; serialized rollback puts them back for the next test.
-    """
-    for item in items:
-        marker = item.get_closest_marker("django_db")
-        fixtures = getattr(item, "fixturenames", ())
-        transactional = (marker is not None and marker.kwargs.get("transaction")) or (
-            "live_server" in fixtures or "transactional_db" in fixtures
-        )
-        if transactional and not (marker and marker.kwargs.get("serialized_rollback")):
-            kwargs = dict(marker.kwargs) if marker else {}
-            kwargs.update(transaction=True, serialized_rollback=True)
-            item.add_marker(pytest.mark.django_db(**kwargs), append=False)
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = _missing_service(item)
     if missing:
         if IN_CI:
             pytest.fail(f"CI requires this service-dependent test to run: {missing}")
         pytest.skip(missing)
+
+
+def _is_transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", ())
+    return bool(marker is not None and marker.kwargs.get("transaction")) or (
+        "live_server" in fixtures or "transactional_db" in fixtures
+    )
+
+
+def ensure_reference_data() -> None:
+    """Re-create what the data migrations made: role groups, criteria, reasons.
+
+    A transactional test (``transaction=True``, every live_server test) ends with a
+    flush that empties every table. Serialized rollback should restore the data, but
+    it is skipped when the test's connection is not the one the data was serialized
+    on (e.g. once Playwright runs an event loop in the test thread), so transactional
+    tests re-seed idempotently from the migrations' own code instead.
+    """
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    from reviews.models import Criterion
+
+    if Group.objects.exists() and Criterion.objects.exists():
+        return
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0)
+    roles = importlib.import_module("accounts.migrations.0002_roles")
+    for role, names in roles.ROLES.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(
+            [
+                Permission.objects.get(
+                    content_type__app_label=name.split(".")[0],
+                    codename=name.split(".")[1],
+                )
+                for name in names
+            ]
+        )
+    importlib.import_module("reviews.migrations.0002_seed_catalogue").seed(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request: pytest.FixtureRequest) -> None:
+    if _is_transactional(request.node):
+        request.getfixturevalue("transactional_db")
+        ensure_reference_data()
 
 
 @pytest.fixture
