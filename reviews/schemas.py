@@ -241,7 +241,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 # --- problems -------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class Problem(Exception):
     """An RFC 9457 problem: raised to refuse a request, rendered as its document."""
 

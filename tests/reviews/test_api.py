@@ -13,9 +13,11 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.test import Client
 from standardwebhooks import Webhook
@@ -414,6 +416,17 @@ class TestSignature:
         headers["webhook-signature"] = f"{other} {headers['webhook-signature']}"
         assert deliver(client, body, headers=headers).status_code == 202
 
+    def test_body_that_is_not_utf8_cannot_be_verified(self, client):
+        body = "Café".encode("latin-1")
+        headers = signed_headers(b"Caf")  # any signature: it cannot match
+        self.assert_refused(deliver(client, body, headers=headers), "UTF-8")
+
+    def test_overlong_webhook_id_is_refused_by_name(self, client):
+        response = deliver(client, self.event, webhook_id="m" * 256)
+        assert_problem(response, 400)
+        assert fields_named(response) == ["webhook-id"]
+        assert PlatformEventReceipt.objects.count() == 0
+
 
 # --- idempotency ----------------------------------------------------------------------
 
@@ -506,6 +519,20 @@ class TestLimits:
     def test_no_csrf_token_needed(self):
         strict = Client(enforce_csrf_checks=True)
         assert deliver(strict, sample("plain partner")).status_code == 202
+
+    def test_database_trouble_answers_503_and_stores_nothing(self, client, monkeypatch):
+        from django.db import OperationalError
+
+        from reviews import api
+
+        def unavailable(**kwargs):
+            raise OperationalError("the database went away")
+
+        monkeypatch.setattr(api, "platform_event_ingest", unavailable)
+        response = deliver(client, sample("plain partner"))
+        document = assert_problem(response, 503)
+        assert "Deliver the event again" in document["detail"]
+        assert response["Retry-After"] == "5"
 
     def test_not_json_is_a_problem_and_is_remembered(self, client):
         response = deliver(client, b"this is not json")
@@ -626,6 +653,53 @@ class TestKeyStatus:
         )
         assert_problem(response, 405)
         assert response["Allow"] == "GET"
+
+
+# --- the replay command against a running server -----------------------------------
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_replay_command_signs_and_posts_each_line(live_server, tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        SAMPLES_PATH.read_text(encoding="utf-8").rstrip("\n")
+        + "\n"
+        + json.dumps(sample("plain partner"))  # a bare event, no note
+        + "\nnot json\n",
+        encoding="utf-8",
+    )
+    out = StringIO()
+    call_command("replay_platform_events", str(events), url=live_server.url, stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(SAMPLES) + 2
+    statuses = [int(line.split()[1]) for line in lines]
+    # The samples as their expect says, then the bare event (its case is open)
+    # and the line that is not JSON.
+    assert statuses == [202] * 4 + [200, 202, 200, 200, 400, 400, 422, 400, 400] + [
+        200,
+        400,
+    ]
+    assert "# plain partner, core criteria only" in lines[0]
+    assert json.loads(lines[0].split(None, 2)[2].split("  # ")[0])["case"]
+    assert ReviewCase.objects.count() == 5
+    before = counts()
+
+    again = StringIO()
+    call_command(
+        "replay_platform_events", str(events), url=live_server.url, stdout=again
+    )
+
+    # Same lines, same webhook ids: the first answers, and nothing changes.
+    assert again.getvalue() == out.getvalue()
+    assert counts() == before
+
+
+def test_replay_command_refuses_other_url_schemes(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text("{}\n")
+    with pytest.raises(CommandError, match="http"):
+        call_command("replay_platform_events", str(events), url="file:///etc/passwd")
 
 
 # --- concurrency (PostgreSQL) ---------------------------------------------------------

@@ -6,8 +6,10 @@ import copy
 import json
 import uuid
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import DeveloperAccount, DeveloperAccountEmail
@@ -630,3 +632,52 @@ class TestDeveloperAccountUpsert:
         assert list(DeveloperAccountEmail.objects.values_list("email", flat=True)) == [
             "nine@nine.example"
         ]
+
+
+class TestReplayDirect:
+    def test_replaying_a_file_twice_changes_nothing(self, tmp_path):
+        events = tmp_path / "events.jsonl"
+        events.write_text(
+            "\n".join(
+                json.dumps({"note": f"event {n}", "expect": "202", "event": event})
+                for n, event in enumerate([requested("pk_1"), requested("pk_2")])
+            )
+            + "\n# a comment\n\n"
+            + json.dumps(deleted("pk_1"))
+            + "\n",
+            encoding="utf-8",
+        )
+        out = StringIO()
+        call_command("replay_platform_events", str(events), direct=True, stdout=out)
+        first = out.getvalue().splitlines()
+        assert [line.split()[:2] for line in first] == [
+            ["1", "202"],
+            ["2", "202"],
+            ["5", "200"],
+        ]
+        assert first[0].endswith("# event 0")
+        before = snapshot()
+
+        again = StringIO()
+        call_command("replay_platform_events", str(events), direct=True, stdout=again)
+
+        assert again.getvalue().splitlines() == first
+        assert snapshot() == before
+        assert PlatformEventReceipt.objects.count() == 3
+
+    def test_a_salt_makes_new_deliveries(self, tmp_path):
+        events = tmp_path / "events.jsonl"
+        events.write_text(json.dumps(requested()) + "\n", encoding="utf-8")
+        call_command(
+            "replay_platform_events", str(events), direct=True, stdout=StringIO()
+        )
+        out = StringIO()
+        call_command(
+            "replay_platform_events",
+            str(events),
+            direct=True,
+            id_salt="second",
+            stdout=out,
+        )
+        assert out.getvalue().split()[1] == "200"  # a new delivery: already open
+        assert PlatformEventReceipt.objects.count() == 2

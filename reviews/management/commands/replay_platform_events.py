@@ -164,5 +164,5 @@ class Command(BaseCommand):
             note = f"  # {line.note}" if line.note else ""
             self.stdout.write(
                 f"{line.number:>3} {status} "
-                f"{json.dumps(body, ensure_ascii=False)}{note}"
+                f"{json.dumps(body, ensure_ascii=False, sort_keys=True)}{note}"
             )
