@@ -38,8 +38,6 @@ from reviews.schemas import (
 from .cases import review_case_open, review_case_withdraw
 
 JSON_CONTENT_TYPE = "application/json"
-# Belongs with the other codes in reviews/audit.py.
-KEY_RESUBMITTED = "reviews.key.resubmitted"
 
 _PLATFORM = CaseEvent.ActorKind.PLATFORM
 
@@ -227,7 +225,7 @@ def api_key_resubmit(*, key_id: int) -> ApiKey:
     _transition(key, key.resubmit, "resubmitted", "denied")
     key.save(update_fields=["status", "status_changed_at"])
     audit.log_event(
-        KEY_RESUBMITTED,
+        audit.KEY_RESUBMITTED,
         case=_latest_case(key),
         account=key.account,
         actor_kind=_PLATFORM,
