@@ -72,6 +72,7 @@ def queue_rows(results: dict) -> list[list[str]]:
                 f"queue: {kind}",
                 fmt(product["p50_ms"]),
                 fmt(product["p95_ms"]),
+                fmt(product.get("cpu_p50_ms")),
                 fmt(product["queries"]),
                 fmt(product["rows"]),
                 stock_failure or fmt(stock.get("p50_ms")),
@@ -103,6 +104,7 @@ def page_rows(results: dict) -> list[list[str]]:
                 label,
                 fmt(entry.get("p50_ms")),
                 fmt(entry.get("p95_ms")),
+                fmt(entry.get("cpu_p50_ms")),
                 fmt(entry.get("queries")),
                 "p95 ≤ 100 ms, queries independent of history",
                 f"MISS: {failure}" if failure else verdict(checks),
@@ -115,6 +117,7 @@ def page_rows(results: dict) -> list[list[str]]:
                 f"support lookup {entry['kind']}",
                 fmt(entry.get("p50_ms")),
                 fmt(entry.get("p95_ms")),
+                fmt(entry.get("cpu_p50_ms")),
                 fmt(entry.get("queries")),
                 "p95 ≤ 30 ms",
                 f"MISS: {failure}"
@@ -152,6 +155,7 @@ def claim_rows(results: dict) -> list[list[str]]:
                 fmt(entry["p50_ms"]),
                 fmt(entry["p95_ms"]),
                 fmt(entry["p99_ms"]),
+                fmt(entry.get("cpu_ms_per_claim"), 2),
                 f"{entry['double_claims']} / {entry['lost']}",
                 target,
                 verdict(checks)
@@ -231,6 +235,7 @@ QUEUE_HEADER = [
     "page",
     "p50 ms",
     "p95 ms",
+    "CPU p50 ms",
     "queries",
     "rows",
     "stock p50 ms",
@@ -240,7 +245,7 @@ QUEUE_HEADER = [
     "target",
     "result",
 ]
-PAGE_HEADER = ["page", "p50 ms", "p95 ms", "queries", "target", "result"]
+PAGE_HEADER = ["page", "p50 ms", "p95 ms", "CPU p50 ms", "queries", "target", "result"]
 CLAIM_HEADER = [
     "measure",
     "claims",
@@ -248,6 +253,7 @@ CLAIM_HEADER = [
     "p50 ms",
     "p95 ms",
     "p99 ms",
+    "CPU ms/claim",
     "double / lost",
     "target",
     "result",
@@ -295,6 +301,13 @@ def _machine(results: dict) -> str:
             f"Celery {m['celery']}, {m['wrk']}",
             f"- **Load average** (1/5/15 min) before: {m['load_before']}, after: "
             f"{m.get('load_after', '?')}; busiest processes at the start: {top}",
+            "- **Machine load during each phase** (load average before → after; "
+            "whole-machine CPU busy, this run included): "
+            + "; ".join(
+                f"{name} {info['before']} → {info.get('after', '?')}, "
+                f"{fmt(info.get('machine_busy_percent'), 0)}% busy"
+                for name, info in results.get("phase_load", {}).items()
+            ),
             f"- **Data**: {counts}",
             f"- **Case states**: {states}",
         ]
@@ -346,6 +359,9 @@ METHOD = """\
   `support01@bench.example` (lookup); warm-up requests first; p50/p95 by nearest
   rank; queries counted on one further request. Searches cycle through 20 different
   terms (contact emails, key ids, case references of random partners and cases).
+  "CPU p50" is this process's CPU time per request (Python: middleware, view,
+  ORM, templates; PostgreSQL's own work not included): unlike the wall-clock
+  figures it hardly changes with other load on the machine.
 - Stock baseline: `bench/urls.py` mounts a plain `ModelAdmin` of `ReviewCase` at
   `/stock/` (same columns, `list_filter = ("state",)`, `search_fields` over
   `id__exact`, `account__name`, `account__contact_email`, `key__platform_key_id`,
@@ -360,6 +376,7 @@ METHOD = """\
   and removes them afterwards. The check compares every case each process got with
   the database: one `reviews.case.claimed` event per claimed case, state in review
   held by that process's reviewer, no claim event on a case nobody got, counts add up.
+  "CPU ms/claim" is the claiming processes' own CPU per claim (Python and libpq).
 - HTTP: gunicorn (`config.wsgi`, production settings, 2 sync workers) on a free
   loopback port, started and stopped by the run; `wrk -t2 -c8` with
   `bench/wrk/*.lua` after a short warm-up. Key status: random loaded keys.

@@ -74,6 +74,25 @@ def ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
 
 
+def cpu_counters() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    try:
+        fields = [
+            int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]
+        ]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def busy_percent(before, after) -> float | None:
+    if not before or not after or after[1] == before[1]:
+        return None
+    return 100.0 * (after[0] - before[0]) / (after[1] - before[1])
+
+
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
@@ -130,11 +149,12 @@ def _time_page(client, urls: list[str], *, samples: int, warmup: int) -> dict:
     statuses: Counter = Counter()
     for number in range(warmup):
         client.get(urls[number % len(urls)])
-    timings = []
+    timings, cpu = [], []
     for number in range(samples):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         response = client.get(urls[number % len(urls)])
         timings.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
         statuses[response.status_code] += 1
     with CaptureQueriesContext(connection) as captured:
         response = client.get(urls[0])
@@ -155,6 +175,9 @@ def _time_page(client, urls: list[str], *, samples: int, warmup: int) -> dict:
         "samples": samples,
         "p50_ms": ms(percentile(timings, 0.50)),
         "p95_ms": ms(percentile(timings, 0.95)),
+        # This process's CPU per request (Python only; PostgreSQL not included):
+        # what the page costs whatever else the machine is doing.
+        "cpu_p50_ms": ms(percentile(cpu, 0.50)),
         "queries": len(queries),
         "rows": count_rows(html),
         "status": dict(statuses),
@@ -328,7 +351,7 @@ def _claimer(user_id, seconds, barrier, results, low, high):
     latencies, claimed, errors = [], [], []
     empty = outside = 0
     barrier.wait()
-    began = time.time()
+    began, cpu_began = time.time(), time.process_time()
     deadline = time.perf_counter() + seconds
     while True:
         started = time.perf_counter()
@@ -352,6 +375,7 @@ def _claimer(user_id, seconds, barrier, results, low, high):
             "user": user_id,
             "began": began,
             "ended": time.time(),
+            "cpu": time.process_time() - cpu_began,
             "latencies": latencies,
             "claimed": claimed,
             "errors": errors,
@@ -459,6 +483,9 @@ def measure_claims(args) -> list[dict]:
             "p50_ms": ms(percentile(latencies, 0.50)),
             "p95_ms": ms(percentile(latencies, 0.95)),
             "p99_ms": ms(percentile(latencies, 0.99)),
+            "cpu_ms_per_claim": ms(sum(r["cpu"] for r in per_process) / claims)
+            if claims
+            else None,
             "errors": [e for result in per_process for e in result["errors"]][:5],
             "error_count": sum(len(result["errors"]) for result in per_process),
             "queue_ran_dry": any(
@@ -967,7 +994,7 @@ def machine(args) -> dict:
         cursor.execute("SHOW server_version")
         postgres = cursor.fetchone()[0]
         cursor.execute(
-            "SELECT name, setting, coalesce(unit, '') FROM pg_settings WHERE name IN "
+            "SELECT name, current_setting(name), '' FROM pg_settings WHERE name IN "
             "('shared_buffers', 'work_mem', 'effective_cache_size', 'random_page_cost',"
             " 'max_connections', 'synchronous_commit', 'jit')"
         )
@@ -994,9 +1021,11 @@ def machine(args) -> dict:
     except OSError:
         pass
     try:
-        wrk = subprocess.run(
-            ["wrk", "-v"], capture_output=True, text=True, check=False
-        ).stdout.split("\n")[0]
+        wrk = (
+            subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+            .stdout.split("\n")[0]
+            .split(" Copyright")[0]
+        )
     except OSError:
         wrk = "not installed"
     import celery
@@ -1135,7 +1164,8 @@ def main(argv: list[str] | None = None) -> dict:
             if name in args.skip:
                 continue
             log(f"[{name}] load {load_average()}")
-            started = time.monotonic()
+            started, counters = time.monotonic(), cpu_counters()
+            results.setdefault("phase_load", {})[name] = {"before": load_average()}
             try:
                 results[name] = phase()
             except Exception as exc:  # noqa: BLE001 - a phase's failure is a result
@@ -1144,6 +1174,10 @@ def main(argv: list[str] | None = None) -> dict:
                 traceback.print_exc()
                 results["errors"][name] = f"{type(exc).__name__}: {exc}"
             results.setdefault("durations", {})[name] = time.monotonic() - started
+            results["phase_load"][name].update(
+                after=load_average(),
+                machine_busy_percent=busy_percent(counters, cpu_counters()),
+            )
     finally:
         for process in (server, worker):
             if process is not None:
