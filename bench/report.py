@@ -199,6 +199,7 @@ def http_rows(results: dict) -> list[list[str]]:
                 fmt(entry["p50_ms"]),
                 fmt(entry["p95_ms"]),
                 fmt(entry["p99_ms"]),
+                fmt(entry.get("server_cpu_ms_per_request"), 2),
                 target,
                 verdict(checks),
             ]
@@ -218,6 +219,7 @@ def http_rows(results: dict) -> list[list[str]]:
                 fmt(email.get("p50_ms")),
                 fmt(email.get("p95_ms")),
                 fmt(email.get("max_ms")) + " (max)",
+                fmt(email.get("worker_cpu_ms_per_email"), 2) + " (worker)",
                 "p95 ≤ 2 s",
                 verdict(checks),
             ]
@@ -265,6 +267,7 @@ HTTP_HEADER = [
     "p50 ms",
     "p95 ms",
     "p99 ms",
+    "web CPU ms/req",
     "target",
     "result",
 ]
@@ -381,7 +384,9 @@ METHOD = """\
   loopback port, started and stopped by the run; `wrk -t2 -c8` with
   `bench/wrk/*.lua` after a short warm-up. Key status: random loaded keys.
   Intake: every request a new partner and key (signed beforehand; wrk's Lua has no
-  HMAC); the cases it opens are deleted afterwards.
+  HMAC); the cases it opens are deleted afterwards. "web CPU ms/req" is the CPU
+  the gunicorn master and workers used during the run divided by the requests
+  (PostgreSQL's and wrk's CPU not included).
 - Decision → email: a Celery worker (`celery -A config worker --concurrency 2`,
   `bench.settings`, its own queue on Redis) is started by the run; the run claims,
   checks and decides (2 approvals : 1 denial) queued cases through the services at a

@@ -93,6 +93,31 @@ def busy_percent(before, after) -> float | None:
     return 100.0 * (after[0] - before[0]) / (after[1] - before[1])
 
 
+def process_tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its children."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = int(fields[11]) + int(fields[12])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return sum(used.get(pid, 0) for pid in tree) / ticks
+
+
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
@@ -802,8 +827,13 @@ def measure_http(args, samples: dict, server: subprocess.Popen, port: int) -> di
         log(f"  key status (probe answered {status})")
         if not args.quick:
             run_wrk(args, port, "key_status.lua", 2, wrk_env)
+        cpu_before = process_tree_cpu(server.pid)
         results["key_status"] = run_wrk(
             args, port, "key_status.lua", args.http_seconds, wrk_env
+        )
+        results["key_status"]["server_cpu_ms_per_request"] = ms(
+            (process_tree_cpu(server.pid) - cpu_before)
+            / max(1, results["key_status"]["requests"])
         )
         results["key_status"]["load_after"] = load_average()
 
@@ -814,12 +844,17 @@ def measure_http(args, samples: dict, server: subprocess.Popen, port: int) -> di
         if not args.quick:
             write_events(warm, tag=f"{tag}w", count=400)
             run_wrk(args, port, "intake.lua", 1, {"BENCH_EVENTS_FILE": str(warm)})
+        cpu_before = process_tree_cpu(server.pid)
         results["intake"] = run_wrk(
             args,
             port,
             "intake.lua",
             args.http_seconds,
             {"BENCH_EVENTS_FILE": str(events)},
+        )
+        results["intake"]["server_cpu_ms_per_request"] = ms(
+            (process_tree_cpu(server.pid) - cpu_before)
+            / max(1, results["intake"]["requests"])
         )
         results["intake"]["load_after"] = load_average()
         for path in (events, warm):
@@ -914,6 +949,7 @@ def measure_email(args, worker: subprocess.Popen, hostname: str) -> dict:
         committed: dict[str, float] = {}
         service_ms = []
         log(f"  {count} decisions at {args.decision_rate:g}/s")
+        worker_cpu = process_tree_cpu(worker.pid)
         started = time.monotonic()
         for number, case_id in enumerate(case_ids):
             pause = started + number / args.decision_rate - time.monotonic()
@@ -968,6 +1004,9 @@ def measure_email(args, worker: subprocess.Popen, hostname: str) -> dict:
                 "p95_ms": ms(percentile(latencies, 0.95)),
                 "max_ms": ms(max(latencies)) if latencies else None,
                 "decision_service_p50_ms": percentile(service_ms, 0.5),
+                "worker_cpu_ms_per_email": ms(
+                    (process_tree_cpu(worker.pid) - worker_cpu) / max(1, len(latencies))
+                ),
                 "sent_rows": Notification.objects.filter(
                     case_id__in=case_ids, status="sent"
                 ).count(),
