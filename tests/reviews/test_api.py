@@ -1,7 +1,8 @@
 """The platform API over HTTP (DESIGN §6), driven with Django's test client.
 
 Events are signed with the Standard Webhooks library exactly as the platform
-signs them; the samples in ../shared/samples/platform-events.jsonl are replayed
+signs them; the samples (../shared/samples/platform-events.jsonl, copied into
+reviews/fixtures/) are replayed
 in order and each must give the outcome its ``expect`` says.
 """
 
@@ -36,7 +37,10 @@ from tests.factories import approve_case, deny_case
 pytestmark = pytest.mark.django_db
 
 EVENTS_URL = "/api/v1/platform-events"
-SAMPLES_PATH = settings.BASE_DIR.parent / "shared" / "samples" / "platform-events.jsonl"
+SAMPLES_PATH = settings.BASE_DIR / "reviews" / "fixtures" / "platform-events.jsonl"
+SHARED_SAMPLES = (
+    settings.BASE_DIR.parent / "shared" / "samples" / "platform-events.jsonl"
+)
 SAMPLES = [
     json.loads(line)
     for line in SAMPLES_PATH.read_text(encoding="utf-8").splitlines()
@@ -763,3 +767,10 @@ def test_two_deliveries_of_one_id_at_once_have_one_effect(monkeypatch):
     assert ApiKey.objects.count() == 1
     assert PlatformEventReceipt.objects.count() == 1
     assert CaseEvent.objects.filter(code="reviews.case.opened").count() == 1
+
+
+def test_the_fixture_copy_matches_the_shared_samples():
+    """reviews/fixtures/ holds a copy so a clone runs alone; it must not drift."""
+    if not SHARED_SAMPLES.is_file():
+        pytest.skip(f"{SHARED_SAMPLES} is not next to this checkout")
+    assert SAMPLES_PATH.read_bytes() == SHARED_SAMPLES.read_bytes()

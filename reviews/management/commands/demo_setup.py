@@ -32,7 +32,8 @@ from reviews.models import (
     ReviewCase,
 )
 
-SAMPLES = settings.BASE_DIR.parent / "shared" / "samples" / "platform-events.jsonl"
+# A copy of ../shared/samples/platform-events.jsonl: the same demo on every machine.
+SAMPLES = settings.BASE_DIR / "reviews" / "fixtures" / "platform-events.jsonl"
 URL = "http://127.0.0.1:8000/"
 
 # email, role, full name, password (demo only: the server listens on 127.0.0.1).
