@@ -454,6 +454,17 @@ def review_case_record_checks(
                 "cannot be marked not applicable. Mark it pass or fail."
             )
         if (
+            change.result == CheckResult.Result.NOT_APPLICABLE
+            and not (change.note or "").strip()
+        ):
+            # Affiliate criteria are only on the checklist of partners who asked for
+            # affiliate payments: skipping one must be explained, not silent.
+            raise ActionRefused(
+                f"Say in the note why “{title}” does not apply to this partner: "
+                "they asked for affiliate payments, so it normally does.",
+                code="note_required",
+            )
+        if (
             change.expected_version is not None
             and change.expected_version != check.version
         ):

@@ -762,10 +762,32 @@ class TestReviewCaseRecordChecks:
         assert db_snapshot() == before
 
     @pytest.mark.parametrize("code", AFFILIATE)
-    def test_affiliate_criterion_may_be_not_applicable(self, reviewer, code):
+    def test_affiliate_criterion_may_be_not_applicable_with_a_note(
+        self, reviewer, code
+    ):
         case = held_case(reviewer, affiliate=True)
-        record(case, reviewer, **{code: "not_applicable"})
+        services.review_case_record_checks(
+            actor=reviewer,
+            case_id=case.pk,
+            changes=[
+                CheckChange(
+                    criterion(code).pk, "not_applicable", "Dropped affiliate by phone"
+                )
+            ],
+        )
         assert check(case, code).result == "not_applicable"
+        assert check(case, code).note == "Dropped affiliate by phone"
+
+    @pytest.mark.parametrize("code", AFFILIATE)
+    def test_not_applicable_without_a_note_is_refused(self, reviewer, code):
+        case = held_case(reviewer, affiliate=True)
+        before = db_snapshot()
+        with pytest.raises(ActionRefused) as refused:
+            record(case, reviewer, **{code: "not_applicable"})
+        assert refused.value.code == "note_required"
+        assert criterion(code).title in refused.value.message
+        assert "note" in refused.value.message
+        assert db_snapshot() == before
 
     def test_unknown_result_is_refused(self, reviewer):
         case = held_case(reviewer)
@@ -889,11 +911,13 @@ class TestReviewCaseApprove:
     def test_not_applicable_affiliate_criteria_count_as_passed(self, reviewer):
         case = held_case(reviewer, affiliate=True)
         pass_all_checks(case, reviewer)
-        record(
-            case,
-            reviewer,
-            tastemakers_account="not_applicable",
-            affiliate_partner_id="not_applicable",
+        services.review_case_record_checks(
+            actor=reviewer,
+            case_id=case.pk,
+            changes=[
+                CheckChange(criterion(code).pk, "not_applicable", "Not wanted now")
+                for code in ("tastemakers_account", "affiliate_partner_id")
+            ],
         )
         services.review_case_approve(actor=reviewer, case_id=case.pk)
         assert fresh(case).state == ReviewCase.State.APPROVED
