@@ -356,9 +356,18 @@ def _on_key_requested(event: KeyRequested) -> IngestAnswer:
         integration=integration,
         previous_case=previous,
         attempt=attempt,
-        submitted_at=min(event.timestamp, timezone.now()),
+        submitted_at=_submitted_at(event.timestamp, previous),
     )
     return IngestAnswer.of(202, {"case": case.reference, "key": _key_json(key)})
+
+
+def _submitted_at(event_time, previous: ReviewCase | None):
+    """When the partner asked: the event's time, never in the future and never
+    before the decision it answers (a resubmission cannot predate its denial)."""
+    submitted_at = min(event_time, timezone.now())
+    if previous is not None and previous.decided_at is not None:
+        submitted_at = max(submitted_at, previous.decided_at)
+    return submitted_at
 
 
 def _key_details_refresh(key: ApiKey, payload) -> None:

@@ -267,6 +267,30 @@ class TestKnownKey:
         )
         assert resubmitted.actor_kind == CaseEvent.ActorKind.PLATFORM
 
+    def test_a_resubmission_is_never_submitted_before_its_denial(self, reviewer):
+        ingest(requested())
+        first = deny_case(the_case(), reviewer)
+        event = requested()
+        # A delayed or replayed event that says it was sent days ago.
+        event["timestamp"] = (timezone.now() - timedelta(days=3)).isoformat()
+
+        ingest(event)
+
+        second = the_case(attempt=2)
+        assert second.submitted_at >= first.decided_at
+
+    def test_submitted_at_is_the_event_time_never_the_future(self):
+        event = requested()
+        asked = timezone.now() - timedelta(hours=5)
+        event["timestamp"] = asked.isoformat()
+        ingest(event)
+        assert abs(the_case().submitted_at - asked) < timedelta(seconds=1)
+
+        future = requested("pk_future")
+        future["timestamp"] = (timezone.now() + timedelta(days=1)).isoformat()
+        ingest(future)
+        assert the_case("pk_future").submitted_at <= timezone.now()
+
     def test_second_denial_then_request_is_attempt_3(self, reviewer):
         ingest(requested())
         deny_case(the_case(), reviewer)
