@@ -248,6 +248,11 @@ class ReviewCaseAdmin(admin.ModelAdmin):
         if hasattr(response, "context_data"):
             search: QueueSearch | None = getattr(request, "queue_search", None)
             response.context_data["queue_search"] = search
+            changelist = response.context_data.get("cl")
+            if changelist is not None and not changelist.rows:
+                response.context_data["queue_empty"] = empty_queue_message(
+                    changelist, can_claim=request.user.has_perm(WORK)
+                )
         return response
 
     # --- URLs -----------------------------------------------------------------------
@@ -618,6 +623,77 @@ def queue_rows(cases: list[ReviewCase]) -> list[dict]:
             }
         )
     return rows
+
+
+def empty_queue_message(changelist: QueueChangeList, *, can_claim: bool) -> dict:
+    """What an empty queue page says, fitted to the search and filters in use.
+
+    ``{"text": ..., "links": [(label, url), ...]}``; the links lead to a page
+    with cases (the first page, fewer filters, the whole queue).
+    """
+    specs = {spec.parameter_name: spec for spec in changelist.filter_specs}
+    query = changelist.query.strip()
+    state = specs["state"].effective_value()
+    default_state = StateFilter.ALL if query else StateFilter.OPEN
+    # The filters that narrow the list, as "title: choice" for the reader.
+    active = {
+        name: f"{spec.title}: {dict(spec.lookup_choices)[spec.value()]}"
+        for name, spec in specs.items()
+        if name != "state" and spec.value() is not None
+    }
+    if state != default_state:
+        active = {
+            "state": f"state: {dict(specs['state'].lookup_choices)[state]}",
+            **active,
+        }
+    described = "; ".join(active.values())
+    queue_url = reverse("admin:reviews_reviewcase_changelist")
+    whole_queue = [("See the whole queue", queue_url)]
+    clear = [
+        (
+            "Clear the filters",
+            changelist.get_query_string(remove=[*specs, PAGE_VAR]),
+        )
+    ]
+
+    if changelist.page_num > 1:
+        return {
+            "text": "No more cases: this page is past the end of the list.",
+            "links": [("Back to the first page", changelist.page_query_string(1))],
+        }
+    if query:
+        if active:
+            return {
+                "text": f"No cases match “{query}” with these filters ({described}).",
+                "links": clear,
+            }
+        return {"text": f"No cases match “{query}” in any state.", "links": []}
+    if not active:
+        return {
+            "text": "No open cases: nothing is waiting, the queue is empty.",
+            "links": [("See decided cases", f"{queue_url}?state={StateFilter.ALL}")],
+        }
+    if set(active) == {"assigned"}:
+        if specs["assigned"].value() == "mine":
+            text = "You hold no cases."
+            if can_claim:
+                text += " Claim the next case to start."
+            return {"text": text, "links": whole_queue}
+        return {
+            "text": "No open case is unassigned: every open case is held by a "
+            "reviewer.",
+            "links": whole_queue,
+        }
+    if set(active) == {"state"}:
+        label = dict(State.choices).get(state, state).lower()
+        text = {
+            State.QUEUED: "Nothing is waiting: no case is queued.",
+            State.IN_REVIEW: "No case is being reviewed right now.",
+            State.ESCALATED: "No escalated cases: nothing waits for a senior reviewer.",
+            StateFilter.ALL: "There are no cases yet.",
+        }.get(state, f"No {label} cases.")
+        return {"text": text, "links": whole_queue}
+    return {"text": f"No cases match these filters ({described}).", "links": clear}
 
 
 def _case_url(case_id: int) -> str:

@@ -270,6 +270,78 @@ class TestQueue:
         assert client.get(QUEUE, {"assigned": "bogus"}).status_code == 200
 
 
+class TestEmptyQueueMessage:
+    """An empty page says why, in the terms of the search and filters in use."""
+
+    def empty_text(self, client, **params) -> str:
+        response = client.get(QUEUE, params)
+        assert response.status_code == 200
+        assert listed(response) == []
+        html = response.content.decode()
+        match = re.search(r'data-testid="queue-empty">(.*?)</p>', html, re.S)
+        assert match, html
+        return " ".join(match.group(1).split())
+
+    def test_my_cases_when_holding_none_while_others_wait(self, reviewer):
+        for _ in range(3):
+            make_case()
+        text = self.empty_text(client_for(reviewer), assigned="mine")
+        assert "You hold no cases. Claim the next case to start." in text
+        assert "queue is empty" not in text
+        assert f'href="{QUEUE}"' in text  # to the whole queue
+
+    def test_my_cases_for_support_who_cannot_claim(self, db):
+        viewer = make_user("Support", "viewer@staff.example")
+        text = self.empty_text(client_for(viewer), assigned="mine")
+        assert text.startswith("You hold no cases.")
+        assert "Claim" not in text
+
+    def test_empty_queue(self, reviewer):
+        text = self.empty_text(client_for(reviewer))
+        assert "No open cases: nothing is waiting, the queue is empty." in text
+
+    def test_unassigned_when_every_open_case_is_held(self, reviewer, reviewer2):
+        held_case(reviewer2)
+        text = self.empty_text(client_for(reviewer), assigned="unassigned")
+        assert "every open case is held by a reviewer" in text
+
+    def test_one_state(self, senior):
+        make_case()
+        client = client_for(senior)
+        assert "nothing waits for a senior reviewer" in self.empty_text(
+            client, state="escalated"
+        )
+        assert "No approved cases." in self.empty_text(client, state="approved")
+
+    def test_search_names_the_term_and_the_filters(self, reviewer):
+        make_case(account=make_account(name="Acme Groceries"))
+        client = client_for(reviewer)
+        text = self.empty_text(client, q="Nothing Like This")
+        assert "No cases match “Nothing Like This” in any state." in text
+        text = self.empty_text(client, q="Acme", affiliate="1", state="queued")
+        assert "No cases match “Acme” with these filters" in text
+        assert "state: Queued" in text and "affiliate: Affiliate" in text
+        # "Clear the filters" keeps the search term.
+        assert 'href="?q=Acme"' in text
+
+    def test_combined_filters(self, reviewer):
+        make_case()
+        text = self.empty_text(client_for(reviewer), affiliate="1", resubmission="1")
+        assert "No cases match these filters" in text
+        assert "affiliate: Affiliate; request: Resubmissions" in text
+        assert "Clear the filters" in text
+
+    def test_page_past_the_end(self, reviewer):
+        make_case()
+        text = self.empty_text(client_for(reviewer), p=3)
+        assert "past the end of the list" in text
+        assert "Back to the first page" in text
+
+    def test_partner_text_in_the_search_term_is_escaped(self, reviewer):
+        text = self.empty_text(client_for(reviewer), q="<b>x</b>")
+        assert "<b>" not in text and "&lt;b&gt;x&lt;/b&gt;" in text
+
+
 class TestQueueSearch:
     @pytest.fixture
     def cases(self, reviewer):
