@@ -16,12 +16,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import ShowFacets
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
 from reviews import services
+from reviews.admin.errors import CLAIM_IS_FOR, QUEUE_IS_FOR, method_not_allowed
 from reviews.errors import ActionRefused, StaleEdit
 from reviews.forms import ChecklistForm, DenyForm, EscalateForm, ReassignForm
 from reviews.models import CheckResult, ReviewCase, case_reference
@@ -237,6 +238,8 @@ class ReviewCaseAdmin(admin.ModelAdmin):
         return queryset, False
 
     def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied(QUEUE_IS_FOR)
         extra_context = {
             **(extra_context or {}),
             "title": "Review queue",
@@ -291,7 +294,14 @@ class ReviewCaseAdmin(admin.ModelAdmin):
     def case_view(self, request, case_id: int):
         if request.method not in ("GET", "HEAD"):
             # The stock change form is gone: nothing is ever saved by POSTing here.
-            return HttpResponseNotAllowed(["GET"])
+            return method_not_allowed(
+                request,
+                ["GET"],
+                text="Nothing is saved by sending a form to the case page itself: "
+                "use the buttons on the page.",
+                back_url=_case_url(case_id),
+                back_label=f"Open {case_reference(case_id)}",
+            )
         return self._render_case(request, case_id)
 
     def _render_case(
@@ -307,7 +317,7 @@ class ReviewCaseAdmin(admin.ModelAdmin):
         deny_data=None,
     ):
         if not self.has_view_permission(request):
-            raise PermissionDenied
+            raise PermissionDenied(QUEUE_IS_FOR)
         user = request.user
         can_work = user.has_perm(WORK)
         can_supervise = user.has_perm(SUPERVISE)
@@ -364,11 +374,18 @@ class ReviewCaseAdmin(admin.ModelAdmin):
     # --- actions ----------------------------------------------------------------------
 
     def claim_next_view(self, request):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         if not request.user.has_perm(WORK):
-            raise PermissionDenied
+            raise PermissionDenied(CLAIM_IS_FOR)
         queue_url = reverse("admin:reviews_reviewcase_changelist")
+        if request.method != "POST":
+            return method_not_allowed(
+                request,
+                ["POST"],
+                text="“Claim next case” is a button: it gives you the oldest queued "
+                "case. Opening its address does nothing.",
+                back_url=queue_url,
+                back_label="Go to the review queue",
+            )
         try:
             case = services.review_case_claim_next(actor=request.user)
         except ActionRefused as refusal:
@@ -394,11 +411,18 @@ class ReviewCaseAdmin(admin.ModelAdmin):
         handler_name = CASE_ACTIONS.get(action)
         if handler_name is None:
             raise Http404(f"There is no action “{action}” on cases.")
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         needed = ACTION_PERMISSIONS[action]
         if not any(request.user.has_perm(perm) for perm in needed):
-            raise PermissionDenied
+            raise PermissionDenied(ACTION_IS_FOR[action])
+        if request.method != "POST":
+            return method_not_allowed(
+                request,
+                ["POST"],
+                text=f"“{ACTION_LABELS[action]}” is a button on the case page: "
+                "opening its address does nothing.",
+                back_url=_case_url(case_id),
+                back_label=f"Open {case_reference(case_id)}",
+            )
         return getattr(self, handler_name)(request, case_id)
 
     def _refused(self, request, case_id: int, refusal: ActionRefused):
@@ -570,6 +594,27 @@ ACTION_PERMISSIONS = {
     "checks": (WORK,),
     "approve": (WORK,),
     "deny": (WORK,),
+}
+# Said on the 403 page to someone whose role lacks the action.
+ACTION_IS_FOR = {
+    "claim": "Claiming a case is for reviewers.",
+    "release": "Releasing a case is for reviewers and senior reviewers.",
+    "escalate": "Escalating a case is for reviewers.",
+    "take": "Taking an escalated case is for senior reviewers.",
+    "reassign": "Reassigning a case is for senior reviewers.",
+    "checks": "Working the checklist is for reviewers.",
+    "approve": "Approving a case is for reviewers.",
+    "deny": "Denying a case is for reviewers.",
+}
+ACTION_LABELS = {
+    "claim": "Claim this case",
+    "release": "Release",
+    "escalate": "Escalate",
+    "take": "Take this case",
+    "reassign": "Reassign",
+    "checks": "Save checklist",
+    "approve": "Approve",
+    "deny": "Deny",
 }
 
 

@@ -11,12 +11,19 @@ for an entry nothing refers to yet (a mistake just made).
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from reviews.models import CaseDenialReason, CheckResult, Criterion, DenialReason
+
+# Said on the 403 page to roles that read the catalogues but may not edit them.
+ADMINS_ONLY = (
+    "Editing the criteria and denial-reason catalogues is for admins; your role "
+    "can read them."
+)
 
 
 def _in_use(obj) -> bool:
@@ -50,7 +57,19 @@ class CatalogueAdmin(admin.ModelAdmin):
             return False
         return obj is None or not _in_use(obj)
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        adding = object_id is None
+        if (adding and not self.has_add_permission(request)) or (
+            not adding
+            and request.method == "POST"
+            and not self.has_change_permission(request)
+        ):
+            raise PermissionDenied(ADMINS_ONLY)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def delete_view(self, request, object_id, extra_context=None):
+        if not super().has_delete_permission(request):
+            raise PermissionDenied(ADMINS_ONLY)
         obj = self.get_object(request, object_id)
         if obj is not None and super().has_delete_permission(request, obj):
             if _in_use(obj):

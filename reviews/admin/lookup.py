@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -21,6 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.timezone import localtime
 
 from reviews import selectors, services
+from reviews.admin.errors import LOOKUP_IS_FOR, RESEND_IS_FOR, method_not_allowed
 from reviews.errors import ActionRefused
 from reviews.models import (
     ApiKey,
@@ -79,9 +80,15 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 def support_lookup_view(request: HttpRequest):
     """GET /reviews/lookup/?q=…: partners, cases, reasons and decision emails."""
     if not request.user.has_perm(LOOKUP_PERM):
-        raise PermissionDenied
+        raise PermissionDenied(LOOKUP_IS_FOR)
     if request.method not in ("GET", "HEAD"):
-        return HttpResponseNotAllowed(["GET"])
+        return method_not_allowed(
+            request,
+            ["GET"],
+            text="The support lookup only reads: type into its search box.",
+            back_url=reverse("reviews_lookup"),
+            back_label="Open the support lookup",
+        )
     lookup = selectors.support_lookup_get(query=request.GET.get("q", ""))
     for partner in lookup.partners:
         for case in partner.cases:
@@ -373,10 +380,17 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def resend_view(self, request: HttpRequest, object_id: int):
         """POST /reviews/notification/<pk>/resend/: resend one decision email."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         if not self.has_resend_permission(request):
-            raise PermissionDenied
+            raise PermissionDenied(RESEND_IS_FOR)
+        if request.method != "POST":
+            return method_not_allowed(
+                request,
+                ["POST"],
+                text="“Resend decision email” is a button on the email's page and "
+                "the support lookup: opening its address does nothing.",
+                back_url=reverse("admin:reviews_notification_change", args=[object_id]),
+                back_label="Open the email",
+            )
         notification = get_object_or_404(
             Notification.objects.only("id", "case_id"), pk=object_id
         )

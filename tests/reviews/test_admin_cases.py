@@ -1089,6 +1089,108 @@ class TestForgedPosts:
         assert snapshot(case) == before
 
 
+# --- error pages ----------------------------------------------------------------------
+
+
+def error_reason(response) -> str:
+    html = response.content.decode()
+    match = re.search(r'data-testid="error-reason">(.*?)</p>', html, re.S)
+    assert match, html
+    return " ".join(match.group(1).split())
+
+
+class TestErrorPages:
+    """403 / 404 / 405 say in words what happened, inside the app's header."""
+
+    def assert_in_the_app(self, response, home_label: str) -> None:
+        html = response.content.decode()
+        assert 'class="rd-nav"' in html  # the header's navigation
+        assert 'id="logout-form"' in html  # and the user's links
+        assert f'href="/" data-testid="error-home">{home_label}</a>' in html
+
+    def test_senior_opening_the_support_lookup(self, senior):
+        response = client_for(senior).get("/reviews/lookup/")
+        assert response.status_code == 403
+        assert error_reason(response).startswith("This page is for support staff")
+        html = response.content.decode()
+        assert "Your role does not allow this" in html
+        assert "<strong>Senior reviewer</strong>" in html
+        self.assert_in_the_app(response, "Back to the review queue")
+
+    @pytest.mark.parametrize("method", ["get", "post"])
+    def test_support_opening_an_action(self, support, method):
+        case = make_case()
+        before = snapshot(case)
+        response = getattr(client_for(support), method)(action_url(case, "claim"))
+        assert response.status_code == 403
+        assert error_reason(response) == "Claiming a case is for reviewers."
+        self.assert_in_the_app(response, "Back to the support lookup")
+        assert snapshot(case) == before
+
+    def test_reviewer_taking_an_escalated_case(self, reviewer, reviewer2):
+        case = held_case(reviewer2)
+        services.review_case_escalate(actor=reviewer2, case_id=case.pk, note="?")
+        response = client_for(reviewer).post(action_url(case, "take"))
+        assert response.status_code == 403
+        assert error_reason(response) == (
+            "Taking an escalated case is for senior reviewers."
+        )
+
+    def test_user_without_a_role(self, db):
+        nobody = make_user(None, "nobody@staff.example")
+        response = client_for(nobody).get(QUEUE)
+        assert response.status_code == 403
+        assert "for reviewers, senior reviewers and support" in error_reason(response)
+        assert "with no role yet" in response.content.decode()
+        self.assert_in_the_app(response, "Back to the start page")
+
+    def test_opening_an_action_address_says_to_use_the_button(self, reviewer):
+        case = make_case()
+        before = snapshot(case)
+        response = client_for(reviewer).get(action_url(case, "claim"))
+        assert response.status_code == 405
+        assert response["Allow"] == "POST"
+        assert "“Claim this case” is a button on the case page" in error_reason(
+            response
+        )
+        assert f'href="{case_url(case)}" data-testid="error-back"' in (
+            response.content.decode()
+        )
+        assert snapshot(case) == before
+        claim_next = client_for(reviewer).get(CLAIM_NEXT)
+        assert claim_next.status_code == 405
+        assert "oldest queued case" in error_reason(claim_next)
+        assert snapshot(case) == before
+
+    def test_missing_case(self, reviewer):
+        response = client_for(reviewer).get(case_url(999_999))
+        assert response.status_code == 404
+        assert error_reason(response) == "There is no case RC-999999."
+        self.assert_in_the_app(response, "Back to the review queue")
+
+    def test_unknown_address_for_staff(self, support):
+        response = client_for(support).get("/reviews/nothing-here/")
+        assert response.status_code == 404
+        assert "There is nothing here" in response.content.decode()
+        self.assert_in_the_app(response, "Back to the support lookup")
+
+    def test_outside_the_app_the_page_is_plain(self, rf):
+        from django.contrib.auth.models import AnonymousUser
+        from django.template.loader import render_to_string
+
+        request = rf.get("/somewhere/")
+        request.user = AnonymousUser()
+        html = render_to_string(
+            "404.html",
+            {"request_path": "/somewhere/", "exception": "Resolver404"},
+            request=request,
+        )
+        assert "There is nothing here" in html
+        assert "No page is at <code>/somewhere/</code>." in html
+        assert 'class="rd-nav"' not in html and "logout-form" not in html
+        assert 'href="/" data-testid="error-home">Back to the start page' in html
+
+
 # --- indexes (PostgreSQL) ---------------------------------------------------------
 
 

@@ -285,7 +285,15 @@ class TestOtherRolesOnlyRead:
             (f"{CRITERIA}{criterion.pk}/delete/", {"post": "yes"}),
         ]
         for url, data in forged:
-            assert client.post(url, data).status_code == 403, url
+            response = client.post(url, data)
+            assert response.status_code == 403, url
+            # The 403 page says who the catalogues are for, in the app's header.
+            html = response.content.decode()
+            assert (
+                "Editing the criteria and denial-reason catalogues is for admins"
+                in (html)
+            ), url
+            assert 'class="rd-nav"' in html, url
         # A bulk action they are not offered does nothing.
         client.post(
             REASONS, {"action": "retire_selected", "_selected_action": [reason.pk]}
