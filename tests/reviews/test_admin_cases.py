@@ -579,6 +579,48 @@ class TestCasePage:
         assert "No backoff on 429" in html
         assert "Resubmission · attempt 2" in html
 
+    def test_multi_line_texts_keep_their_line_breaks_escaped(self, reviewer, support):
+        """Details, notes and escalation notes read as typed, as on the lookup."""
+        detail = "Seen on 12 of 40 requests <b>bold</b>\nSecond line"
+        shown = "Seen on 12 of 40 requests &lt;b&gt;bold&lt;/b&gt;<br>Second line"
+        first = held_case(reviewer)
+        check = first.checks.select_related("criterion").get(
+            criterion__code="error_handling"
+        )
+        services.review_case_record_check(
+            actor=reviewer,
+            case_id=first.pk,
+            criterion_id=check.criterion_id,
+            result="fail",
+            note="No backoff\non 429",
+        )
+        reason = DenialReason.objects.filter(criterion__code="error_handling").first()
+        services.review_case_deny(
+            actor=reviewer,
+            case_id=first.pk,
+            reasons=[services.DenialChoice(reason.pk, detail)],
+        )
+        second = held_case(
+            reviewer,
+            account=first.account,
+            key=first.key,
+            previous_case=first,
+            attempt=2,
+        )
+        services.review_case_escalate(
+            actor=reviewer, case_id=second.pk, note="Terms?\nSee clause 4"
+        )
+        client = client_for(support)
+        decided = client.get(case_url(first)).content.decode()
+        assert shown in decided  # the case's own denial reasons
+        assert "No backoff<br>on 429" in decided  # the read-only checklist note
+        resubmission = client.get(case_url(second)).content.decode()
+        assert shown in resubmission  # the previous case's reasons
+        assert "Terms?<br>See clause 4" in resubmission  # the escalation note
+        lookup = client.get("/reviews/lookup/", {"q": first.reference})
+        assert "&lt;b&gt;bold&lt;/b&gt;<br>Second line" in lookup.content.decode()
+        assert "<b>bold</b>" not in decided + resubmission
+
     def test_query_count_does_not_grow_with_history(self, reviewer, reviewer2, senior):
         short = held_case(reviewer)
         long = make_case(account=short.account)
