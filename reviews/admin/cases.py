@@ -631,7 +631,9 @@ def available_actions(case: ReviewCase, user) -> dict[str, bool]:
         "claim": can_work and case.state == State.QUEUED,
         "release": case.state == State.IN_REVIEW
         and ((can_work and holds) or can_supervise),
-        "escalate": can_work and holds,
+        # A senior decides escalated cases; asking "a senior" again goes nowhere.
+        # (The service still allows it: this only keeps the button away.)
+        "escalate": can_work and holds and not can_supervise,
         "take": can_supervise and case.state == State.ESCALATED,
         "reassign": can_supervise and case.is_open,
         "checks": can_work and holds,

@@ -816,6 +816,19 @@ class TestClaimReleaseEscalateTakeReassign:
         assert (case.state, case.assignee) == (ReviewCase.State.IN_REVIEW, senior)
         assert CaseEvent.objects.filter(case=case, code="reviews.case.taken").exists()
 
+    def test_escalate_is_offered_to_reviewers_not_to_seniors(self, senior, reviewer):
+        mine = held_case(reviewer)
+        html = client_for(reviewer).get(case_url(mine)).content.decode()
+        assert 'data-testid="action-escalate-open"' in html
+        taken = held_case(reviewer)
+        services.review_case_escalate(actor=reviewer, case_id=taken.pk, note="help")
+        client_for(senior).post(action_url(taken, "take"))
+        page = client_for(senior).get(case_url(taken))
+        assert page.context["actions"]["decide"]
+        html = page.content.decode()
+        assert 'data-testid="action-escalate-open"' not in html
+        assert 'data-testid="action-release"' in html
+
     def test_senior_reassigns(self, senior, reviewer, reviewer2):
         case = held_case(reviewer)
         response = client_for(senior).post(
