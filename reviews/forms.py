@@ -120,10 +120,18 @@ class ReassignForm(forms.Form):
         ]
 
 
+class ReasonsField(forms.TypedMultipleChoiceField):
+    """Reason ids; whether each may be chosen is said by ``DenyForm.clean_reasons``,
+    which can tell a retired reason from one whose criterion is not failed."""
+
+    def valid_value(self, value) -> bool:
+        return True
+
+
 class DenyForm(forms.Form):
     """At least one reason, each with an optional case-specific detail."""
 
-    reasons = forms.TypedMultipleChoiceField(
+    reasons = ReasonsField(
         coerce=int,
         choices=(),
         widget=forms.CheckboxSelectMultiple,
@@ -162,6 +170,51 @@ class DenyForm(forms.Form):
                         }
                     ),
                 )
+
+    def clean_reasons(self) -> list[int]:
+        """Only the reasons offered: active, of a criterion failed on this case.
+
+        A reason that is not offered is either gone from the catalogue (retired or
+        deleted) or belongs to a criterion that is not failed on this checklist,
+        e.g. after the checklist changed in another tab; each says so.
+        """
+        chosen = self.cleaned_data["reasons"]
+        offered = {
+            reason.pk
+            for _criterion, reasons in self.reason_groups
+            for reason in reasons
+        }
+        unknown = [reason_id for reason_id in chosen if reason_id not in offered]
+        if not unknown:
+            return chosen
+        found = {
+            reason.pk: reason
+            for reason in DenialReason.objects.filter(pk__in=unknown).select_related(
+                "criterion"
+            )
+        }
+        problems = []
+        for reason_id in unknown:
+            reason = found.get(reason_id)
+            if reason is None:
+                problems.append(
+                    "A chosen denial reason no longer exists; reload the page and "
+                    "choose again."
+                )
+            elif not reason.is_active:
+                problems.append(
+                    f"The denial reason “{reason.title}” was retired; reload the "
+                    "page and choose another."
+                )
+            else:
+                problems.append(
+                    f"The reason “{reason.title}” belongs to "
+                    f"“{reason.criterion.title}”, which is not marked failed on this "
+                    "case's checklist (it may have been changed in another tab). "
+                    "Mark that criterion failed and save the checklist, or choose "
+                    "another reason."
+                )
+        raise forms.ValidationError(problems)
 
     def groups(self) -> list[dict]:
         """Reasons grouped by failed criterion, for the template."""

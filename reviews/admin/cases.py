@@ -12,11 +12,13 @@ routed to one indexed lookup per kind of term (``selectors.cases``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from django.contrib import admin, messages
 from django.contrib.admin.options import ShowFacets
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -38,6 +40,7 @@ from reviews.selectors.cases import (
     review_case_queue_search,
     reviewers_list,
 )
+from reviews.services import CheckChange
 
 WORK = "reviews.work_reviewcase"
 SUPERVISE = "reviews.supervise_reviewcase"
@@ -302,20 +305,10 @@ class ReviewCaseAdmin(admin.ModelAdmin):
                 back_url=_case_url(case_id),
                 back_label=f"Open {case_reference(case_id)}",
             )
-        return self._render_case(request, case_id)
+        return self._render_case(request, case_id, draft=_take_draft(request, case_id))
 
-    def _render_case(
-        self,
-        request,
-        case_id: int,
-        *,
-        status: int = 200,
-        checklist_data=None,
-        attempted_checks: dict | None = None,
-        escalate_form: EscalateForm | None = None,
-        reassign_data=None,
-        deny_data=None,
-    ):
+    def _render_case(self, request, case_id: int, *, draft: Draft | None = None):
+        """The case page; ``draft`` puts back what a refused form had entered."""
         if not self.has_view_permission(request):
             raise PermissionDenied(QUEUE_IS_FOR)
         user = request.user
@@ -335,19 +328,22 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             raise Http404(f"There is no case {case_reference(case_id)}.")
         case = page.case
         actions = available_actions(case, user)
-        checklist = ChecklistForm(page.checks, data=checklist_data)
-        if checklist_data is not None:
-            checklist.is_valid()
+        draft = draft or Draft(form="")
+        checklist = ChecklistForm(page.checks, data=draft.data_for("checks"))
+        escalate = EscalateForm(data=draft.data_for("escalate"))
         reassign = (
-            ReassignForm(page.reviewers, data=reassign_data)
+            ReassignForm(page.reviewers, data=draft.data_for("reassign"))
             if actions["reassign"]
             else None
         )
         deny = (
-            DenyForm(page.reason_groups, data=deny_data) if actions["decide"] else None
+            DenyForm(page.reason_groups, data=draft.data_for("deny"))
+            if actions["decide"]
+            else None
         )
-        if deny is not None and deny_data is not None:
-            deny.is_valid()
+        for form in (checklist, escalate, reassign, deny):
+            if form is not None and form.is_bound:
+                form.is_valid()  # shows the errors beside the user's input
         context = {
             **self.admin_site.each_context(request),
             "is_nav_sidebar_enabled": False,
@@ -358,8 +354,9 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             "actions": actions,
             "can_claim_next": can_work,
             "checklist": checklist,
-            "checklist_rows": _checklist_rows(checklist, attempted_checks or {}),
-            "escalate_form": escalate_form or EscalateForm(),
+            "checklist_rows": _checklist_rows(checklist, draft.attempted),
+            "escalate_form": escalate,
+            "escalate_open": draft.form == "escalate",
             "reassign_form": reassign,
             "deny_form": deny,
             "approve_blockers": page.blocking_checks,
@@ -369,7 +366,7 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             "claim_next_url": reverse("admin:reviews_reviewcase_claim_next"),
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(request, self.case_template, context, status=status)
+        return TemplateResponse(request, self.case_template, context)
 
     # --- actions ----------------------------------------------------------------------
 
@@ -425,8 +422,23 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             )
         return getattr(self, handler_name)(request, case_id)
 
-    def _refused(self, request, case_id: int, refusal: ActionRefused):
-        self.message_user(request, refusal.message, messages.ERROR)
+    def _refused(
+        self,
+        request,
+        case_id: int,
+        message: str,
+        *,
+        form: str = "",
+        attempted: dict[int, CheckChange] | None = None,
+    ):
+        """Say why, keep what the user typed in ``form``, and go back to the case.
+
+        Post/redirect/get: reloading the page never sends the refused form again.
+        The input comes back once, bound to its form with the errors beside it.
+        """
+        self.message_user(request, message, messages.ERROR)
+        if form:
+            _keep_draft(request, case_id, form, attempted=attempted)
         return HttpResponseRedirect(_case_url(case_id))
 
     def _done(self, request, case_id: int, message: str):
@@ -437,7 +449,7 @@ class ReviewCaseAdmin(admin.ModelAdmin):
         try:
             case = services.review_case_claim(actor=request.user, case_id=case_id)
         except ActionRefused as refusal:
-            return self._refused(request, case_id, refusal)
+            return self._refused(request, case_id, refusal.message)
         return self._done(
             request,
             case_id,
@@ -452,21 +464,19 @@ class ReviewCaseAdmin(admin.ModelAdmin):
                 note=request.POST.get("note", "")[:500],
             )
         except ActionRefused as refusal:
-            return self._refused(request, case_id, refusal)
+            return self._refused(request, case_id, refusal.message)
         return self._done(request, case_id, f"{case.reference} is back in the queue.")
 
     def action_escalate(self, request, case_id: int):
         form = EscalateForm(request.POST)
         if not form.is_valid():
-            self.message_user(request, _first_error(form), messages.ERROR)
-            return self._render_case(request, case_id, status=400, escalate_form=form)
+            return self._refused(request, case_id, _first_error(form), form="escalate")
         try:
             case = services.review_case_escalate(
                 actor=request.user, case_id=case_id, note=form.cleaned_data["note"]
             )
         except ActionRefused as refusal:
-            self.message_user(request, refusal.message, messages.ERROR)
-            return self._render_case(request, case_id, status=409, escalate_form=form)
+            return self._refused(request, case_id, refusal.message, form="escalate")
         return self._done(
             request,
             case_id,
@@ -477,23 +487,20 @@ class ReviewCaseAdmin(admin.ModelAdmin):
         try:
             case = services.review_case_take(actor=request.user, case_id=case_id)
         except ActionRefused as refusal:
-            return self._refused(request, case_id, refusal)
+            return self._refused(request, case_id, refusal.message)
         return self._done(request, case_id, f"You hold {case.reference} now.")
 
     def action_reassign(self, request, case_id: int):
         form = ReassignForm(reviewers_list(), request.POST)
         if not form.is_valid():
-            self.message_user(request, _first_error(form), messages.ERROR)
-            return self._render_case(
-                request, case_id, status=400, reassign_data=request.POST
-            )
+            return self._refused(request, case_id, _first_error(form), form="reassign")
         assignee = form.cleaned_data["assignee"]
         try:
             case = services.review_case_reassign(
                 actor=request.user, case_id=case_id, assignee=assignee
             )
         except ActionRefused as refusal:
-            return self._refused(request, case_id, refusal)
+            return self._refused(request, case_id, refusal.message)
         return self._done(
             request, case_id, f"{case.reference} is now held by {assignee}."
         )
@@ -501,13 +508,11 @@ class ReviewCaseAdmin(admin.ModelAdmin):
     def action_checks(self, request, case_id: int):
         form = ChecklistForm(review_case_checks_list(case_id=case_id), request.POST)
         if not form.is_valid():
-            self.message_user(
+            return self._refused(
                 request,
+                case_id,
                 "The checklist was not saved: " + _first_error(form),
-                messages.ERROR,
-            )
-            return self._render_case(
-                request, case_id, status=400, checklist_data=request.POST
+                form="checks",
             )
         try:
             changed = services.review_case_record_checks(
@@ -515,16 +520,12 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             )
         except StaleEdit as stale:
             # Show what is saved now, and beside it what this reviewer had entered.
-            self.message_user(request, stale.message, messages.ERROR)
             attempted = {change.criterion_id: change for change in form.changes()}
-            return self._render_case(
-                request, case_id, status=409, attempted_checks=attempted
+            return self._refused(
+                request, case_id, stale.message, attempted=attempted, form="stale"
             )
         except ActionRefused as refusal:
-            self.message_user(request, refusal.message, messages.ERROR)
-            return self._render_case(
-                request, case_id, status=409, checklist_data=request.POST
-            )
+            return self._refused(request, case_id, refusal.message, form="checks")
         if changed:
             count = len(changed)
             message = f"Checklist saved: {count} change{'s' if count != 1 else ''}."
@@ -536,7 +537,7 @@ class ReviewCaseAdmin(admin.ModelAdmin):
         try:
             case = services.review_case_approve(actor=request.user, case_id=case_id)
         except ActionRefused as refusal:
-            return self._refused(request, case_id, refusal)
+            return self._refused(request, case_id, refusal.message)
         return self._done(
             request,
             case_id,
@@ -548,22 +549,22 @@ class ReviewCaseAdmin(admin.ModelAdmin):
         checks = review_case_checks_list(case_id=case_id)
         form = DenyForm(denial_reason_groups(checks), request.POST)
         if not form.is_valid():
-            self.message_user(
+            return self._refused(
                 request,
+                case_id,
                 "The case was not denied: " + _first_error(form),
-                messages.ERROR,
-            )
-            return self._render_case(
-                request, case_id, status=400, deny_data=request.POST
+                form="deny",
             )
         try:
             case = services.review_case_deny(
                 actor=request.user, case_id=case_id, reasons=form.choices()
             )
         except ActionRefused as refusal:
-            self.message_user(request, refusal.message, messages.ERROR)
-            return self._render_case(
-                request, case_id, status=409, deny_data=request.POST
+            return self._refused(
+                request,
+                case_id,
+                "The case was not denied: " + refusal.message,
+                form="deny",
             )
         count = len(form.choices())
         return self._done(
@@ -741,6 +742,74 @@ def empty_queue_message(changelist: QueueChangeList, *, can_claim: bool) -> dict
         }.get(state, f"No {label} cases.")
         return {"text": text, "links": whole_queue}
     return {"text": f"No cases match these filters ({described}).", "links": clear}
+
+
+# --- what a refused form had entered, kept for one page view -----------------------
+
+DRAFT_SESSION_KEY = "reviews.case_draft"
+
+
+@dataclass
+class Draft:
+    """The input of a refused form on the case page, for the page after redirect.
+
+    ``form`` is "checks", "escalate", "reassign" or "deny" (the form is bound to
+    ``data`` again so the user's input and its errors show), or "stale": the
+    checklist shows what is saved now with ``attempted`` beside each row.
+    """
+
+    form: str
+    data: dict[str, list[str]] = field(default_factory=dict)
+    attempted: dict[int, CheckChange] = field(default_factory=dict)
+
+    def data_for(self, form: str) -> QueryDict | None:
+        if form != self.form:
+            return None
+        data = QueryDict(mutable=True)
+        for name, values in self.data.items():
+            data.setlist(name, values)
+        return data
+
+
+def _keep_draft(
+    request,
+    case_id: int,
+    form: str,
+    *,
+    attempted: dict[int, CheckChange] | None = None,
+) -> None:
+    request.session[DRAFT_SESSION_KEY] = {
+        "case": case_id,
+        "form": form,
+        "data": {
+            name: request.POST.getlist(name)
+            for name in request.POST
+            if name != "csrfmiddlewaretoken"
+        },
+        "attempted": [
+            [change.criterion_id, change.result, change.note]
+            for change in (attempted or {}).values()
+        ],
+    }
+
+
+def _take_draft(request, case_id: int) -> Draft | None:
+    """The draft kept for this case by the refused POST just before, once."""
+    if DRAFT_SESSION_KEY not in request.session:
+        return None
+    kept = request.session.pop(DRAFT_SESSION_KEY)
+    if not isinstance(kept, dict) or kept.get("case") != case_id:
+        return None
+    return Draft(
+        form=kept.get("form", ""),
+        data=kept.get("data") or {},
+        attempted={
+            criterion_id: CheckChange(
+                criterion_id=criterion_id, result=result, note=note
+            )
+            for criterion_id, result, note in kept.get("attempted") or []
+        },
+    )
 
 
 def _case_url(case_id: int) -> str:

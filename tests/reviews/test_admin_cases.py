@@ -15,6 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.html import escape
 
 from accounts.models import DeveloperAccountEmail
 from reviews import services
@@ -117,6 +118,16 @@ def checklist_post(response, **rows) -> dict:
         data[f"{prefix}-note"] = note
         data[f"{prefix}-version"] = form.fields[f"{prefix}-version"].initial
     return data
+
+
+def refused_then_shown(client, response, case: ReviewCase):
+    """A refused action redirects to the case page (post/redirect/get); the page
+    after it shows the refusal and the input that was kept. Returns that page."""
+    assert response.status_code == 302
+    assert response["Location"] == case_url(case)
+    page = client.get(case_url(case))
+    assert page.status_code == 200
+    return page
 
 
 def fail_check(case: ReviewCase, reviewer, code: str = "error_handling") -> None:
@@ -792,9 +803,16 @@ class TestClaimReleaseEscalateTakeReassign:
     def test_escalate_needs_a_note(self, reviewer):
         case = held_case(reviewer)
         before = snapshot(case)
-        response = client_for(reviewer).post(action_url(case, "escalate"), {"note": ""})
-        assert response.status_code == 400
-        assert "why a senior reviewer should decide" in response.content.decode()
+        client = client_for(reviewer)
+        response = client.post(action_url(case, "escalate"), {"note": "  "})
+        page = refused_then_shown(client, response, case)
+        html = page.content.decode()
+        assert "why a senior reviewer should decide" in html
+        assert '<details class="rd-popover" open>' in html  # the form is open again
+        assert snapshot(case) == before
+        # A reload shows the plain page: the refused form is not sent again.
+        reload = client.get(case_url(case)).content.decode()
+        assert '<details class="rd-popover" open>' not in reload
         assert snapshot(case) == before
 
     def test_escalate_with_note(self, reviewer):
@@ -848,10 +866,10 @@ class TestClaimReleaseEscalateTakeReassign:
     def test_reassign_to_a_non_reviewer_is_refused(self, senior, reviewer, support):
         case = held_case(reviewer)
         before = snapshot(case)
-        response = client_for(senior).post(
-            action_url(case, "reassign"), {"assignee": support.pk}
-        )
-        assert response.status_code == 400
+        client = client_for(senior)
+        response = client.post(action_url(case, "reassign"), {"assignee": support.pk})
+        assert any("valid choice" in text for text in messages_of(response))
+        refused_then_shown(client, response, case)
         assert snapshot(case) == before
 
     def test_get_on_an_action_is_not_allowed(self, reviewer):
@@ -896,10 +914,15 @@ class TestChecklist:
         data = checklist_post(client.get(case_url(case)))
         terms = case.checks.get(criterion__code="terms_compliance")
         data[f"check-{terms.criterion_id}-result"] = "not_applicable"
+        data[f"check-{terms.criterion_id}-note"] = "kept after the refusal"
         before = snapshot(case)
         response = client.post(action_url(case, "checks"), data)
-        assert response.status_code == 400
+        page = refused_then_shown(client, response, case)
         assert snapshot(case) == before
+        html = page.content.decode()
+        assert "The checklist was not saved" in html
+        assert "kept after the refusal" in html  # the reviewer's input is back
+        assert page.context["checklist"].is_bound
 
     def test_stale_edit_from_two_clients_is_refused_and_shows_current(self, reviewer):
         case = held_case(reviewer)
@@ -914,7 +937,7 @@ class TestChecklist:
         assert saved.status_code == 302
         before = snapshot(case)
 
-        stale = second.post(
+        posted = second.post(
             action_url(case, "checks"),
             checklist_post(
                 second_page,
@@ -922,7 +945,7 @@ class TestChecklist:
                 terms_compliance="pass",
             ),
         )
-        assert stale.status_code == 409
+        stale = refused_then_shown(second, posted, case)
         assert snapshot(case) == before  # nothing saved, not even the other row
         check = case.checks.get(criterion__code="error_handling")
         assert (check.result, check.note, check.version) == ("pass", "Handles 429", 1)
@@ -946,8 +969,8 @@ class TestChecklist:
         response = stale_client.post(
             action_url(case, "checks"), checklist_post(page, terms_compliance="fail")
         )
-        assert response.status_code == 409
-        assert "You do not hold" in response.content.decode()
+        shown = refused_then_shown(stale_client, response, case)
+        assert "You do not hold" in shown.content.decode()
         assert snapshot(case) == before
 
 
@@ -1024,20 +1047,65 @@ class TestDecisions:
         case = held_case(reviewer)
         fail_check(case, reviewer)
         before = snapshot(case)
-        response = client_for(reviewer).post(action_url(case, "deny"), {})
-        assert response.status_code == 400
-        assert "Choose at least one denial reason" in response.content.decode()
+        client = client_for(reviewer)
+        response = client.post(action_url(case, "deny"), {})
+        page = refused_then_shown(client, response, case)
+        assert "Choose at least one denial reason" in page.content.decode()
         assert snapshot(case) == before
 
     def test_deny_with_a_reason_of_a_criterion_that_did_not_fail(self, reviewer):
+        """E.g. the checklist changed in another tab: the message names the reason
+        and its criterion, not "no longer available"."""
         case = held_case(reviewer)
         fail_check(case, reviewer, "error_handling")
-        other = DenialReason.objects.filter(criterion__code="terms_compliance").first()
+        other = DenialReason.objects.filter(
+            criterion__code="terms_compliance", is_active=True
+        ).first()
+        errors = DenialReason.objects.filter(
+            criterion__code="error_handling", is_active=True
+        ).first()
         before = snapshot(case)
-        response = client_for(reviewer).post(
-            action_url(case, "deny"), {"reasons": [other.pk]}
+        client = client_for(reviewer)
+        response = client.post(
+            action_url(case, "deny"),
+            {"reasons": [other.pk, errors.pk], f"detail-{errors.pk}": "typed 503"},
         )
-        assert response.status_code == 400
+        page = refused_then_shown(client, response, case)
+        assert snapshot(case) == before
+        html = page.content.decode()
+        expected = escape(
+            f"The reason “{other.title}” belongs to “{other.criterion.title}”, "
+            "which is not marked failed"
+        )
+        assert expected in html
+        assert "no longer available" not in html
+        # What was typed for the valid reason is kept, and it stays ticked.
+        assert "typed 503" in html
+        assert f'value="{errors.pk}" checked' in html
+
+    @pytest.mark.parametrize("how", ["retired", "deleted"])
+    def test_deny_with_a_reason_no_longer_in_the_catalogue(self, reviewer, how):
+        case = held_case(reviewer)
+        fail_check(case, reviewer, "error_handling")
+        reason = DenialReason.objects.create(
+            code="temporary",
+            criterion=case.checks.get(criterion__code="error_handling").criterion,
+            title="Temporary reason",
+            support_text="x",
+        )
+        reason_id = reason.pk
+        client = client_for(reviewer)
+        assert reason.title in client.get(case_url(case)).content.decode()
+        if how == "retired":
+            DenialReason.objects.filter(pk=reason.pk).update(is_active=False)
+            expected = "“Temporary reason” was retired; reload the page"
+        else:
+            reason.delete()
+            expected = "no longer exists; reload the page"
+        before = snapshot(case)
+        response = client.post(action_url(case, "deny"), {"reasons": [reason_id]})
+        page = refused_then_shown(client, response, case)
+        assert expected in page.content.decode()
         assert snapshot(case) == before
 
     def test_deny_keeps_the_typed_detail_when_refused(self, reviewer, senior):
@@ -1051,8 +1119,9 @@ class TestDecisions:
             action_url(case, "deny"),
             {"reasons": [reason.pk], f"detail-{reason.pk}": "typed detail"},
         )
-        assert response.status_code in (302, 400, 409)
+        page = refused_then_shown(client, response, case)
         assert snapshot(case) == before
+        assert "You do not hold" in page.content.decode()
 
 
 # --- forged posts ---------------------------------------------------------------------
@@ -1130,8 +1199,9 @@ class TestForgedPosts:
         case, data = _prepare(action, reviewer, senior)
         before = snapshot(case)
         response = client_for(reviewer2).post(action_url(case, action), data)
-        assert response.status_code in (302, 400, 409)
-        text = " ".join(messages_of(response)) + response.content.decode()
+        assert response.status_code == 302
+        assert response["Location"] == case_url(case)
+        text = " ".join(messages_of(response))
         assert "You do not hold" in text or "not marked failed" in text
         assert snapshot(case) == before
 
