@@ -522,7 +522,11 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             # Show what is saved now, and beside it what this reviewer had entered.
             attempted = {change.criterion_id: change for change in form.changes()}
             return self._refused(
-                request, case_id, stale.message, attempted=attempted, form="stale"
+                request,
+                case_id,
+                _stale_message(request.user, case_id, attempted) or stale.message,
+                attempted=attempted,
+                form="stale",
             )
         except ActionRefused as refusal:
             return self._refused(request, case_id, refusal.message, form="checks")
@@ -809,6 +813,28 @@ def _take_draft(request, case_id: int) -> Draft | None:
             )
             for criterion_id, result, note in kept.get("attempted") or []
         },
+    )
+
+
+def _stale_message(user, case_id: int, attempted: dict[int, CheckChange]) -> str:
+    """The stale-edit refusal when the other edit was the user's own (another tab
+    or window); "" when someone else made it (the service's message names them)."""
+    conflicts = [
+        check
+        for check in review_case_checks_list(case_id=case_id)
+        if check.criterion_id in attempted
+        and attempted[check.criterion_id].expected_version not in (None, check.version)
+    ]
+    if not conflicts or any(check.checked_by_id != user.pk for check in conflicts):
+        return ""
+    changed = ", ".join(
+        f"“{check.criterion.title}” to {check.get_result_display().lower()}"
+        for check in conflicts
+    )
+    return (
+        f"You changed {changed} in another tab or window while you were editing "
+        "here. Nothing was saved: the checklist shows what is saved now, with what "
+        "you entered here beside it. Save again if yours should stand."
     )
 
 

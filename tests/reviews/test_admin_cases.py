@@ -950,13 +950,47 @@ class TestChecklist:
         check = case.checks.get(criterion__code="error_handling")
         assert (check.result, check.note, check.version) == ("pass", "Handles 429", 1)
         html = stale.content.decode()
-        assert "while you were editing" in html
+        # Both tabs are the same reviewer's: the message says so, not their name.
+        title = check.criterion.title
+        assert (
+            escape(
+                f"You changed “{title}” to pass in another tab or window while you "
+                "were editing here. Nothing was saved"
+            )
+            in html
+        )
+        assert "Rita Reviewer changed" not in html
         assert "you had entered: <strong>Fail</strong>" in html
         # The form now carries the saved values and the new version.
         form = stale.context["checklist"]
         prefix = f"check-{check.criterion_id}"
         assert form.fields[f"{prefix}-result"].initial == "pass"
         assert form.fields[f"{prefix}-version"].initial == 1
+
+    def test_stale_edit_by_someone_else_names_them(self, reviewer, senior):
+        case = held_case(reviewer)
+        client = client_for(reviewer)
+        page = client.get(case_url(case))
+        # A senior takes the case over, records a result, and gives it back.
+        services.review_case_reassign(actor=senior, case_id=case.pk, assignee=senior)
+        check = case.checks.select_related("criterion").get(
+            criterion__code="error_handling"
+        )
+        services.review_case_record_check(
+            actor=senior,
+            case_id=case.pk,
+            criterion_id=check.criterion_id,
+            result="pass",
+        )
+        services.review_case_reassign(actor=senior, case_id=case.pk, assignee=reviewer)
+        before = snapshot(case)
+        response = client.post(
+            action_url(case, "checks"), checklist_post(page, error_handling="fail")
+        )
+        html = refused_then_shown(client, response, case).content.decode()
+        assert escape(f"{senior} changed “{check.criterion.title}” to pass") in html
+        assert "another tab or window" not in html
+        assert snapshot(case) == before
 
     def test_former_holder_cannot_overwrite_after_reassignment(
         self, reviewer, reviewer2, senior
