@@ -37,6 +37,7 @@ from reviews.selectors.cases import (
     review_case_checks_list,
     review_case_page_get,
     review_case_queue,
+    review_case_queue_notices,
     review_case_queue_search,
     reviewers_list,
 )
@@ -258,6 +259,10 @@ class ReviewCaseAdmin(admin.ModelAdmin):
             if changelist is not None and not changelist.rows:
                 response.context_data["queue_empty"] = empty_queue_message(
                     changelist, can_claim=request.user.has_perm(WORK)
+                )
+            if changelist is not None:
+                response.context_data["queue_notices"] = queue_notices(
+                    request, changelist
                 )
         return response
 
@@ -675,6 +680,42 @@ def queue_rows(cases: list[ReviewCase]) -> list[dict]:
             }
         )
     return rows
+
+
+def queue_notices(request, changelist: QueueChangeList) -> dict | None:
+    """ "You hold RC-…" for reviewers, "N escalated cases wait" for seniors.
+
+    One query for both (``review_case_queue_notices``), and none while searching:
+    a search may already spend a query on the key lookup, and the queue page
+    stays within its budget of six (session, user, two for permissions, page,
+    notices). Each notice is left out where the list itself already shows it.
+    """
+    if changelist.query.strip():
+        return None
+    user = request.user
+    specs = {spec.parameter_name: spec for spec in changelist.filter_specs}
+    want_held = user.has_perm(WORK) and specs["assigned"].value() != "mine"
+    want_escalated = (
+        user.has_perm(SUPERVISE) and specs["state"].effective_value() != State.ESCALATED
+    )
+    if not (want_held or want_escalated):
+        return None
+    found = review_case_queue_notices(
+        holder_id=user.pk if want_held else None, escalated=want_escalated
+    )
+    if not (found.held or found.escalated):
+        return None
+    queue_url = reverse("admin:reviews_reviewcase_changelist")
+    return {
+        "held": [
+            {"reference": case_reference(pk), "url": _case_url(pk)} for pk in found.held
+        ],
+        "more_held": found.more_held,
+        "mine_url": f"{queue_url}?assigned=mine",
+        "escalated": found.escalated,
+        "escalated_age": case_age(found.escalated_since),
+        "escalated_url": f"{queue_url}?state={State.ESCALATED}",
+    }
 
 
 def empty_queue_message(changelist: QueueChangeList, *, can_claim: bool) -> dict:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q, QuerySet, Subquery
+from django.db.models import Count, Min, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import DeveloperAccount, DeveloperAccountEmail, User
@@ -34,6 +34,7 @@ __all__ = [
     "EventLine",
     "HISTORY_MAX",
     "HISTORY_SHOWN",
+    "QueueNotices",
     "QueueSearch",
     "case_age",
     "denial_reason_groups",
@@ -41,6 +42,7 @@ __all__ = [
     "review_case_history",
     "review_case_page_get",
     "review_case_queue",
+    "review_case_queue_notices",
     "review_case_queue_search",
     "reviewers_list",
 ]
@@ -62,6 +64,8 @@ QUEUE_COLUMNS = (
     "assignee__full_name",
     "assignee__email",
 )
+# The queue's "You hold …" notice names this many cases at most.
+HELD_SHOWN = 5
 # A partner-name search looks at this many matching partners at most.
 NAME_SEARCH_MAX_PARTNERS = 100
 NAME_SEARCH_MIN_LENGTH = 3
@@ -82,6 +86,67 @@ def review_case_queue() -> QuerySet[ReviewCase]:
         ReviewCase.objects.select_related("account", "key", "assignee")
         .only(*QUEUE_COLUMNS)
         .order_by("submitted_at", "id")
+    )
+
+
+@dataclass(frozen=True)
+class QueueNotices:
+    """What the queue tells a user above the list: the cases they hold (oldest
+    first, at most ``HELD_SHOWN``) and how many escalated cases wait."""
+
+    held: list[int] = field(default_factory=list)
+    more_held: bool = False
+    escalated: int = 0
+    escalated_since: datetime | None = None
+
+
+def review_case_queue_notices(
+    *, holder_id: int | None = None, escalated: bool = False
+) -> QueueNotices:
+    """The cases ``holder_id`` holds and the escalated count, in one query.
+
+    Both are small indexed subsets of the case table: the holder's open cases
+    (``case_assignee_idx``) and the escalated ones (``case_state_submitted_idx``);
+    asked together they are one ``UNION ALL`` so the queue keeps its query budget.
+    """
+    parts = []
+    if holder_id is not None:
+        held = (
+            ReviewCase.objects.filter(
+                assignee_id=holder_id, state=ReviewCase.State.IN_REVIEW
+            )
+            .order_by("submitted_at", "id")
+            .values("pk")[: HELD_SHOWN + 1]
+        )
+        parts.append(
+            ReviewCase.objects.filter(pk__in=held)
+            .order_by()
+            .values_list("state", "pk", "submitted_at")
+        )
+    if escalated:
+        parts.append(
+            ReviewCase.objects.filter(state=ReviewCase.State.ESCALATED)
+            .order_by()
+            .values("state")
+            .annotate(count=Count("pk"), since=Min("submitted_at"))
+            .values_list("state", "count", "since")
+        )
+    if not parts:
+        return QueueNotices()
+    query = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    held_rows: list[tuple[datetime, int]] = []
+    waiting, since = 0, None
+    for state, value, when in query:
+        if state == ReviewCase.State.ESCALATED:
+            waiting, since = value, when
+        else:
+            held_rows.append((when, value))
+    held_rows.sort()
+    return QueueNotices(
+        held=[pk for _when, pk in held_rows[:HELD_SHOWN]],
+        more_held=len(held_rows) > HELD_SHOWN,
+        escalated=waiting,
+        escalated_since=since,
     )
 
 

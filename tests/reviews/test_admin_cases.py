@@ -281,6 +281,100 @@ class TestQueue:
         assert client.get(QUEUE, {"assigned": "bogus"}).status_code == 200
 
 
+class TestQueueNotices:
+    """Above the list: the cases the user holds; for seniors, escalated cases."""
+
+    def escalated_case(self, reviewer, **fields) -> ReviewCase:
+        case = held_case(reviewer, **fields)
+        services.review_case_escalate(actor=reviewer, case_id=case.pk, note="?")
+        return case
+
+    def test_reviewer_sees_the_cases_they_hold_oldest_first(self, reviewer, reviewer2):
+        now = timezone.now()
+        newer = held_case(reviewer, submitted_at=now - timedelta(hours=1))
+        older = held_case(reviewer, submitted_at=now - timedelta(days=2))
+        held_case(reviewer2)
+        self.escalated_case(reviewer2)
+        response = client_for(reviewer).get(QUEUE)
+        html = response.content.decode()
+        notice = re.search(r'data-testid="notice-held">(.*?)</p>', html, re.S)
+        assert notice
+        text = notice.group(1)
+        assert text.index(older.reference) < text.index(newer.reference)
+        assert f'href="{case_url(older)}"' in text
+        assert "see all your cases" not in text
+        # Reviewers do not decide escalated cases: no notice for them.
+        assert 'data-testid="notice-escalated"' not in html
+
+    def test_at_most_five_held_cases_are_named(self, reviewer):
+        cases = [held_case(reviewer) for _ in range(7)]
+        html = client_for(reviewer).get(QUEUE).content.decode()
+        notice = re.search(r'data-testid="notice-held">(.*?)</p>', html, re.S)
+        named = re.findall(r"RC-\d+", notice.group(1))
+        assert named == [case.reference for case in cases[:5]]
+        assert f'href="{QUEUE}?assigned=mine">see all your cases' in notice.group(1)
+
+    def test_no_held_notice_where_the_list_shows_them_or_when_holding_none(
+        self, reviewer
+    ):
+        client = client_for(reviewer)
+        make_case()
+        assert 'data-testid="notice-held"' not in client.get(QUEUE).content.decode()
+        case = held_case(reviewer)
+        for params in ({"assigned": "mine"}, {"q": case.reference}):
+            html = client.get(QUEUE, params).content.decode()
+            assert 'data-testid="notice-held"' not in html, params
+
+    def test_senior_sees_how_many_escalated_cases_wait(self, senior, reviewer):
+        for days in (1, 3):
+            self.escalated_case(
+                reviewer, submitted_at=timezone.now() - timedelta(days=days)
+            )
+        held_case(reviewer)
+        client = client_for(senior)
+        html = client.get(QUEUE).content.decode()
+        notice = re.search(r'data-testid="notice-escalated">(.*?)</p>', html, re.S)
+        assert notice
+        text = " ".join(notice.group(1).split())
+        assert f'<a href="{QUEUE}?state=escalated">2 escalated cases wait for a ' in (
+            text
+        )
+        assert "the oldest submitted 3 d ago" in text
+        # On the escalated list itself the notice would only repeat it.
+        html = client.get(QUEUE, {"state": "escalated"}).content.decode()
+        assert 'data-testid="notice-escalated"' not in html
+
+    def test_one_escalated_case_reads_singular(self, senior, reviewer):
+        self.escalated_case(reviewer)
+        html = client_for(senior).get(QUEUE).content.decode()
+        assert "1 escalated case waits for a senior" in html
+
+    def test_senior_who_holds_cases_sees_both_within_the_query_budget(
+        self, senior, reviewer
+    ):
+        mine = held_case(senior)
+        for _ in range(3):
+            self.escalated_case(reviewer)
+        for _ in range(4):
+            make_case()
+        client = client_for(senior)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(QUEUE)
+        html = response.content.decode()
+        assert mine.reference in re.search(
+            r'data-testid="notice-held">(.*?)</p>', html, re.S
+        ).group(1)
+        assert "3 escalated cases wait" in html
+        # Session, user, two for permissions, the page, and one for both notices.
+        assert len(queries) <= QUEUE_MAX_QUERIES
+        notice_sql = [
+            query["sql"].upper()
+            for query in queries.captured_queries
+            if "UNION" in query["sql"].upper()
+        ]
+        assert len(notice_sql) == 1 and "COUNT(" in notice_sql[0]
+
+
 class TestEmptyQueueMessage:
     """An empty page says why, in the terms of the search and filters in use."""
 
@@ -1354,7 +1448,8 @@ class TestErrorPages:
 
 
 def _page_query_plan(client, params: dict) -> str:
-    """EXPLAIN of the SQL the queue page really ran against the case table."""
+    """EXPLAIN of the SQL the queue page really ran against the case table: the
+    list itself and, when shown, the notices above it (one query)."""
     with CaptureQueriesContext(connection) as queries:
         assert client.get(QUEUE, params).status_code == 200
     page_sql = [
@@ -1362,15 +1457,17 @@ def _page_query_plan(client, params: dict) -> str:
         for query in queries.captured_queries
         if 'FROM "reviews_reviewcase"' in query["sql"]
     ]
-    assert len(page_sql) == 1, page_sql
+    assert 1 <= len(page_sql) <= 2, page_sql
+    plans = []
     with connection.cursor() as cursor:
         # Tiny test tables would be scanned anyway; this asks whether an index
         # *can* serve the query, which is what matters on a million rows.
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + page_sql[0])
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+        for sql in page_sql:
+            cursor.execute("EXPLAIN " + sql)
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
         cursor.execute("RESET enable_seqscan")
-    return plan
+    return "\n\n".join(plans)
 
 
 @pytest.mark.postgres
@@ -1403,6 +1500,13 @@ class TestQueueUsesIndexes:
     def test_key_id_search(self, client):
         key = ApiKey.objects.first()
         plan = _page_query_plan(client, {"q": key.platform_key_id})
+        assert "Seq Scan on reviews_reviewcase" not in plan, plan
+
+    def test_notices_for_a_senior_who_holds_cases(self, senior, reviewer):
+        held_case(senior)
+        escalated = held_case(reviewer)
+        services.review_case_escalate(actor=reviewer, case_id=escalated.pk, note="?")
+        plan = _page_query_plan(client_for(senior), {})
         assert "Seq Scan on reviews_reviewcase" not in plan, plan
 
     def test_partner_name_search_uses_the_trigram_index(self, client):
