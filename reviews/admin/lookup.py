@@ -90,6 +90,7 @@ def support_lookup_view(request: HttpRequest):
             back_label="Open the support lookup",
         )
     lookup = selectors.support_lookup_get(query=request.GET.get("q", ""))
+    this_page = request.get_full_path()
     for partner in lookup.partners:
         for case in partner.cases:
             case.lookup_url = case_change_url(case.pk)
@@ -97,6 +98,13 @@ def support_lookup_view(request: HttpRequest):
                 case.previous_reference = case_reference(case.previous_case_id)
             for notification in case.lookup_notifications:
                 notification.summary, notification.tone = email_summary(notification)
+                # The confirmation page comes back here after resending.
+                notification.resend_url = "{}?{}".format(
+                    reverse(
+                        "admin:reviews_notification_resend", args=[notification.pk]
+                    ),
+                    urlencode({"next": f"{this_page}#case-{case.pk}"}),
+                )
     context = {
         **admin.site.each_context(request),
         "title": "Support lookup",
@@ -106,7 +114,7 @@ def support_lookup_view(request: HttpRequest):
         "max_cases": selectors.LOOKUP_MAX_CASES,
         "can_resend": request.user.has_perm(RESEND_PERM),
         "decided_states": ReviewCase.DECIDED_STATES,
-        "this_page": request.get_full_path(),
+        "this_page": this_page,
     }
     return TemplateResponse(request, "admin/reviews/lookup.html", context)
 
@@ -347,8 +355,20 @@ class NotificationAdmin(admin.ModelAdmin):
             obj.body_html,
         )
 
-    @admin.action(description="Resend decision email", permissions=["resend"])
+    @admin.action(description="Resend decision email…", permissions=["resend"])
     def resend_selected(self, request, queryset):
+        if request.POST.get("confirmed") != "yes":
+            # First ask, naming each recipient (the delete_selected pattern).
+            notifications = list(
+                queryset.select_related("case__account")
+                .defer("body_text", "body_html", "case__integration")
+                .order_by("-id")
+            )
+            return self._resend_confirm_page(
+                request,
+                notifications,
+                back=reverse("admin:reviews_notification_changelist"),
+            )
         done, refused = [], []
         for notification_id in queryset.values_list("pk", flat=True):
             try:
@@ -358,7 +378,7 @@ class NotificationAdmin(admin.ModelAdmin):
             except ActionRefused as exc:
                 refused.append(exc.message)
             else:
-                done.append(notification.case.reference)
+                done.append(f"{notification.case.reference} to {notification.to_email}")
         if done:
             self.message_user(
                 request,
@@ -379,24 +399,30 @@ class NotificationAdmin(admin.ModelAdmin):
         ]
 
     def resend_view(self, request: HttpRequest, object_id: int):
-        """POST /reviews/notification/<pk>/resend/: resend one decision email."""
+        """/reviews/notification/<pk>/resend/: GET asks "resend to <address>?",
+        POST resends the decision email (to the partner's current address)."""
         if not self.has_resend_permission(request):
             raise PermissionDenied(RESEND_IS_FOR)
-        if request.method != "POST":
-            return method_not_allowed(
-                request,
-                ["POST"],
-                text="“Resend decision email” is a button on the email's page and "
-                "the support lookup: opening its address does nothing.",
-                back_url=reverse("admin:reviews_notification_change", args=[object_id]),
-                back_label="Open the email",
-            )
         notification = get_object_or_404(
-            Notification.objects.only("id", "case_id"), pk=object_id
+            Notification.objects.select_related("case__account").defer(
+                "body_text", "body_html", "case__integration"
+            ),
+            pk=object_id,
         )
         fallback = reverse("admin:reviews_notification_change", args=[notification.pk])
+        back = _safe_next(request, fallback)
+        if request.method not in ("GET", "HEAD", "POST"):
+            return method_not_allowed(
+                request,
+                ["GET", "POST"],
+                text="Resend a decision email with the button on its page.",
+                back_url=fallback,
+                back_label="Open the email",
+            )
+        if request.method != "POST":
+            return self._resend_confirm_page(request, [notification], back=back)
         try:
-            services.notification_resend(
+            resent = services.notification_resend(
                 actor=request.user, notification_id=notification.pk
             )
         except ActionRefused as exc:
@@ -405,10 +431,52 @@ class NotificationAdmin(admin.ModelAdmin):
             self.message_user(
                 request,
                 f"The decision email for {case_reference(notification.case_id)} is "
-                "being sent again to the partner's current contact address.",
+                f"being sent again, to {resent.to_email} (the partner's current "
+                "contact address).",
                 messages.SUCCESS,
             )
-        return HttpResponseRedirect(_safe_next(request, fallback))
+        return HttpResponseRedirect(back)
+
+    def _resend_confirm_page(
+        self, request: HttpRequest, notifications: list[Notification], *, back: str
+    ):
+        """Ask before resending: which emails, to which address (it may have
+        changed since the email was last sent), and which cannot go yet."""
+        rows = []
+        for notification in notifications:
+            account = notification.case.account
+            rows.append(
+                {
+                    "notification": notification,
+                    "reference": case_reference(notification.case_id),
+                    "kind": notification.get_kind_display().lower(),
+                    "to": account.contact_email,
+                    "to_name": account.contact_name,
+                    "address_changed": bool(notification.to_email)
+                    and notification.to_email.lower() != account.contact_email.lower(),
+                    "waiting": notification.status == Notification.Status.PENDING,
+                    "summary": email_summary(notification)[0],
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Resend decision email" + ("s" if len(rows) > 1 else ""),
+            "is_nav_sidebar_enabled": False,
+            "opts": self.opts,
+            "rows": rows,
+            "ready": [row for row in rows if not row["waiting"]],
+            "single": len(rows) == 1,
+            "back": back,
+            "action_url": reverse(
+                "admin:reviews_notification_resend", args=[rows[0]["notification"].pk]
+            )
+            if len(rows) == 1
+            else reverse("admin:reviews_notification_changelist"),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/reviews/notification/resend_confirm.html", context
+        )
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

@@ -89,21 +89,30 @@ def test_support_finds_denied_case_by_email_and_reads_reasons(
     screenshot("support-01-lookup-by-email")
 
     mail.outbox.clear()
-    newest.get_by_role("button", name="Resend decision email").click()
+    newest.get_by_role("link", name="Resend decision email…").click()
+    # One click sends nothing: the page asks, naming the address.
+    page.wait_for_url(re.compile(rf"/reviews/notification/{email.pk}/resend/\?next="))
+    assert page.get_by_test_id("resend-to").inner_text() == (
+        "dev@pantry-planner.example"
+    )
+    assert len(mail.outbox) == 0
+    screenshot("support-02-resend-confirm")
+    page.get_by_test_id("resend-confirm-button").click()
     page.wait_for_url(re.compile(r"/reviews/lookup/\?q="))
     assert "is being sent again" in page.locator(".messagelist").inner_text()
+    assert "dev@pantry-planner.example" in page.locator(".messagelist").inner_text()
     email.refresh_from_db()
     assert email.times_sent == 2
     assert len(mail.outbox) == 1
     assert CaseEvent.objects.filter(
         code="reviews.email.resend_requested", case=case
     ).exists()
-    screenshot("support-02-resent")
+    screenshot("support-03-resent")
 
     page.get_by_role("link", name="View email").first.click()
     page.wait_for_url(re.compile(rf"/reviews/notification/{email.pk}/change/"))
     assert case.reference in page.locator(".rd-email-body").first.inner_text()
-    screenshot("support-03-email")
+    screenshot("support-04-email")
 
     Notification.objects.filter(pk=first.notifications.get().pk).update(
         status=Notification.Status.FAILED,
@@ -117,4 +126,4 @@ def test_support_finds_denied_case_by_email_and_reads_reasons(
     assert rows.count() == 1
     assert first.reference in rows.first.inner_text()
     assert "recipient refused" in rows.first.inner_text()
-    screenshot("support-04-failed-emails")
+    screenshot("support-05-failed-emails")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.db import connection
@@ -430,12 +432,42 @@ class TestResend:
         assert any("still waiting to be sent" in m for m in messages)
         assert snapshot() == before
 
-    def test_get_is_not_allowed(self, client, support, denied):
+    def test_asks_first_naming_the_address_it_goes_to(self, client, support, denied):
+        account, case1, case2 = denied
+        sent = case1.notifications.get()
+        old_address = sent.to_email
+        account.contact_email = "newer@pantry.example"
+        account.save()
         client.force_login(support)
-        sent = denied[1].notifications.get()
+        lookup = client.get(LOOKUP, {"q": "acct_1001"}).content.decode()
+        # The lookup links to the question, which comes back to the lookup.
+        link = re.search(rf'href="({resend_url(sent.pk)}\?next=[^"]+)"', lookup)
+        assert link, lookup
         before = snapshot()
-        assert client.get(resend_url(sent.pk)).status_code == 405
-        assert snapshot() == before
+        page = client.get(link.group(1).replace("&amp;", "&"))
+        assert page.status_code == 200
+        assert snapshot() == before  # asking changes nothing
+        html = page.content.decode()
+        assert (
+            f"Resend the denial email for <strong>{case1.reference}</strong> to "
+            '<strong data-testid="resend-to">newer@pantry.example</strong>'
+        ) in html
+        assert f"It was last sent to {old_address}" in html
+        assert "Yes, resend to newer@pantry.example" in html
+        assert f'name="next" value="{LOOKUP}?q=acct_1001#case-{case1.pk}"' in html
+        assert (
+            f'href="{LOOKUP}?q=acct_1001#case-{case1.pk}" data-testid="resend-cancel"'
+            in html
+        )
+
+    def test_waiting_email_is_not_offered(self, client, support, denied):
+        pending = denied[2].notifications.get()
+        client.force_login(support)
+        html = client.get(resend_url(pending.pk)).content.decode()
+        assert "is still waiting to be sent" in html
+        assert 'data-testid="resend-confirm-button"' not in html
+        lookup = client.get(LOOKUP, {"q": "acct_1001"}).content.decode()
+        assert f'href="{resend_url(pending.pk)}' not in lookup
 
     def test_unsafe_next_is_ignored(self, client, support, denied):
         sent = denied[1].notifications.get()
@@ -473,17 +505,30 @@ class TestResend:
         sent = case1.notifications.get()
         pending = case2.notifications.get()
         client.force_login(support)
+        chosen = {
+            "action": "resend_selected",
+            "_selected_action": [sent.pk, pending.pk],
+        }
+        # First the action asks, naming every recipient; nothing is sent yet.
+        before = snapshot()
+        question = client.post("/reviews/notification/", chosen)
+        assert question.status_code == 200
+        assert snapshot() == before
+        html = question.content.decode()
+        assert "Resend 1 decision email to the partners" in html
+        assert f"<strong>{account.contact_email}</strong>" in html
+        assert "not resent: still waiting to be sent" in html
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(
                 "/reviews/notification/",
-                {
-                    "action": "resend_selected",
-                    "_selected_action": [sent.pk, pending.pk],
-                },
+                {**chosen, "confirmed": "yes"},
                 follow=True,
             )
         messages = [str(m) for m in response.context["messages"]]
-        assert any("Resending 1 email(s)" in m for m in messages)
+        assert any(
+            f"Resending 1 email(s): {case1.reference} to {account.contact_email}" in m
+            for m in messages
+        )
         assert any("still waiting to be sent" in m for m in messages)
         sent.refresh_from_db()
         assert sent.times_sent == 2
@@ -497,11 +542,17 @@ class TestResend:
         changelist = client.get("/reviews/notification/")
         assert changelist.status_code == 200
         assert "resend_selected" not in changelist.content.decode()
-        response = client.post(
-            "/reviews/notification/",
-            {"action": "resend_selected", "_selected_action": [sent.pk]},
-        )
-        assert response.status_code in (200, 302)
+        for confirmed in ("", "yes"):
+            response = client.post(
+                "/reviews/notification/",
+                {
+                    "action": "resend_selected",
+                    "_selected_action": [sent.pk],
+                    "confirmed": confirmed,
+                },
+            )
+            assert response.status_code in (200, 302)
+            assert "Yes, resend" not in response.content.decode()
         assert snapshot() == before
         assert outbox == []
 
