@@ -22,7 +22,7 @@ from reviews.models import (
     Notification,
     ReviewCase,
 )
-from tests.browser.conftest import login
+from tests.browser.conftest import SCREENSHOTS, login
 from tests.factories import make_account, make_case, make_user
 
 pytestmark = [
@@ -74,7 +74,7 @@ def test_reviewer_claims_checks_approves_and_sees_the_email(
     page.wait_for_url(re.compile(rf"/reviews/reviewcase/{oldest.pk}/change/$"))
     assert page.get_by_test_id("case-state").inner_text() == "In review"
     assert page.get_by_test_id("approve").is_disabled()
-    assert "is not checked yet" in page.get_by_test_id("approve-hint").inner_text()
+    assert "not checked yet" in page.get_by_test_id("approve-hint").inner_text().lower()
     screenshot("02-case-claimed")
 
     _mark_every_row(page, "Pass")
@@ -169,3 +169,66 @@ def test_reviewer_denies_with_reasons(live_server, page, screenshot):
     emails = page.get_by_test_id("emails").inner_text()
     assert "Denial" in emails and "ops@pantrypal.example" in emails
     screenshot("06-case-denied")
+
+
+def _in_view(page, locator) -> bool:
+    box = locator.bounding_box()
+    viewport = page.viewport_size
+    return (
+        box is not None
+        and box["y"] >= 0
+        and box["y"] + box["height"] <= viewport["height"]
+        and box["x"] + box["width"] <= viewport["width"]
+    )
+
+
+def test_decision_in_reach_without_scrolling_at_1280x720(live_server, browser):
+    """On a laptop screen the holder's Save / Approve / Deny and the reasons to
+    choose are in view on arrival, and the action bar stays while scrolling."""
+    make_user("Reviewer", "rita@staff.example", "Rita Reviewer")
+    # An affiliate case: the longest checklist (six criteria).
+    case = make_case(
+        account=make_account(name="Basket Buddy", affiliate=True), affiliate=True
+    )
+    assert case.checks.count() == 6
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        login(page, live_server, "rita@staff.example")
+        page.get_by_test_id("nav-claim-next").click()
+        page.wait_for_url(re.compile(rf"/reviews/reviewcase/{case.pk}/change/$"))
+        for name in ("bar-save-checks", "bar-approve", "bar-deny", "approve"):
+            assert _in_view(page, page.get_by_test_id(name)), name
+        page.screenshot(path=str(SCREENSHOTS / "07-case-1280x720.png"))
+
+        failing = page.locator(
+            '#checklist-form li.rd-check[data-criterion="error_handling"]'
+        )
+        failing.locator("label.rd-seg", has_text="Fail").click()
+        page.get_by_test_id("bar-save-checks").click()
+        page.wait_for_load_state()
+        assert "Checklist saved: 1 change." in page.locator(".messagelist").inner_text()
+        # The reasons to deny are in view beside the checklist.
+        reason = DenialReason.objects.filter(
+            criterion__code="error_handling", is_active=True
+        ).first()
+        tick = page.get_by_test_id("deny-form").get_by_label(reason.title)
+        assert _in_view(page, tick)
+        page.screenshot(path=str(SCREENSHOTS / "08-case-failed-1280x720.png"))
+        tick.check()
+
+        # Scrolled to the bottom, the bar is still there and denies with the
+        # reasons ticked in the Decision panel.
+        page.get_by_role("heading", name="History").scroll_into_view_if_needed()
+        assert not _in_view(page, page.get_by_test_id("case-state"))
+        assert _in_view(page, page.get_by_test_id("bar-deny"))
+        page.screenshot(path=str(SCREENSHOTS / "09-case-scrolled-1280x720.png"))
+        page.get_by_test_id("bar-deny").click()
+        page.wait_for_load_state()
+        assert page.get_by_test_id("case-state").inner_text() == "Denied"
+        frozen = CaseDenialReason.objects.get(case=case)
+        assert frozen.title == reason.title
+    finally:
+        context.close()

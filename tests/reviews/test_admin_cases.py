@@ -603,6 +603,24 @@ class TestCasePage:
         assert 'data-testid="action-release"' in html
         assert "work the checklist" in html
 
+    def test_action_bar_carries_the_holders_decision_buttons(self, reviewer):
+        """Save / Approve / Deny in the (sticky) bar submit the forms below."""
+        case = held_case(reviewer)
+        client = client_for(reviewer)
+        html = client.get(case_url(case)).content.decode()
+        for form_id in ("checklist-form", "approve-form"):
+            assert f'id="{form_id}"' in html
+            assert f'form="{form_id}"' in html
+        # Nothing failed yet: Approve and Deny wait, saying why.
+        assert re.search(r'data-testid="bar-approve" disabled title="[^"]+"', html)
+        assert re.search(r'disabled title="Mark at least one criterion Fail', html)
+        fail_check(case, reviewer)
+        html = client.get(case_url(case)).content.decode()
+        assert 'id="deny-form"' in html and 'form="deny-form"' in html
+        assert "rd-deny-first" in html  # the reasons come before approval
+        # The decision panel sits beside the checklist, before the partner.
+        assert html.index('id="decision"') < html.index('id="partner"')
+
     def test_other_reviewer_sees_read_only_checklist(self, reviewer, reviewer2):
         case = held_case(reviewer2)
         html = client_for(reviewer).get(case_url(case)).content.decode()

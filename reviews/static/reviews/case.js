@@ -18,7 +18,7 @@
     function refresh() {
       var dirty = snapshot(new FormData(form)) !== clean;
       if (note) note.hidden = !dirty;
-      document.querySelectorAll("#decision button[type=submit]").forEach(function (b) {
+      document.querySelectorAll("#decision button[type=submit], .rd-decide-button").forEach(function (b) {
         if (dirty) {
           if (!b.disabled) { b.dataset.rdHeld = "1"; b.disabled = true; }
         } else if (b.dataset.rdHeld) {
