@@ -298,6 +298,13 @@ def _machine(results: dict) -> str:
         [
             f"- **Date**: {m['date']}",
             f"- **Command**: `.venv/bin/python {results['command']}`",
+            f"- **Code**: commit {m.get('commit', '?')}"
+            + (
+                f" plus uncommitted changes in {m['uncommitted_files']} file(s) "
+                "(other helpers' work in progress)"
+                if m.get("uncommitted_files")
+                else ""
+            ),
             f"- **Machine**: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM; "
             f"PostgreSQL {m['postgres']} ({settings}); Python {m['python']}, "
             f"Django {m['django']}, psycopg {m['psycopg']}, gunicorn {m['gunicorn']}, "

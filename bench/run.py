@@ -1077,8 +1077,17 @@ def machine(args) -> dict:
         text=True,
         check=False,
     ).stdout.splitlines()[1:6]
+
+    def git(*command: str) -> str:
+        return subprocess.run(
+            ["git", *command], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    changed = [line for line in git("status", "--porcelain").splitlines() if line]
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_files": len(changed),
         "nproc": os.cpu_count(),
         "memory": memory,
         "cpu": platform.processor() or platform.machine(),
