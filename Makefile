@@ -8,7 +8,7 @@ VENV_PY := .venv/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/reviewdesk
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test web worker beat lint format bench bench-smoke clean
+.PHONY: install run test web worker beat lint format bench bench-load bench-smoke clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -48,6 +48,21 @@ lint: install
 format: install
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+## The million-case benchmark (issue 4): load once, then measure; results in bench/RESULTS.md.
+BENCH_N ?= 1000000
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/reviewdesk_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/6
+
+bench-load: install
+	$(VENV_PY) bench/load.py --n $(BENCH_N) --database-url $(BENCH_DATABASE_URL)
+
+bench: install
+	$(VENV_PY) bench/run.py --database-url $(BENCH_DATABASE_URL) --redis-url $(BENCH_REDIS_URL)
+
+bench-smoke: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(VENV_PY) -m pytest tests/bench -q
 
 clean:
 	rm -rf .venv .tools var/reviewdesk.sqlite3 var/mail
