@@ -48,7 +48,7 @@ def _case_reads(queries: list[dict]) -> list[str]:
     return [
         query["sql"]
         for query in queries
-        if query["sql"].lstrip().upper().startswith("SELECT")
+        if query["sql"].lstrip().upper().startswith(("SELECT", "WITH"))
         and "reviews_reviewcase" in query["sql"]
     ]
 
