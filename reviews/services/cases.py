@@ -608,6 +608,16 @@ def _queue_notification(case: ReviewCase, kind: str, actor: User) -> Notificatio
     return notification
 
 
+def _decide(case: ReviewCase, actor: User, transition, key_transition: str) -> ApiKey:
+    """Record the decision on the case and carry it to the key, both locked."""
+    key = ApiKey.objects.select_for_update().get(pk=case.key_id)
+    _run(transition, reviewer=actor)
+    case.save(update_fields=[*_CASE_FIELDS, "decided_by", "decided_at"])
+    _run(getattr(key, key_transition))
+    key.save(update_fields=["status", "status_changed_at"])
+    return key
+
+
 @transaction.atomic
 def review_case_approve(*, actor: User, case_id: int) -> ReviewCase:
     """Approve: the key becomes active; the approval email is queued after commit."""
@@ -630,11 +640,7 @@ def review_case_approve(*, actor: User, case_id: int) -> ReviewCase:
             "criterion must pass before approval.",
             code="criteria_not_passed",
         )
-    key = ApiKey.objects.select_for_update().get(pk=case.key_id)
-    _run(case.approve, reviewer=actor)
-    case.save(update_fields=[*_CASE_FIELDS, "decided_by", "decided_at"])
-    _run(key.activate)
-    key.save(update_fields=["status", "status_changed_at"])
+    key = _decide(case, actor, case.approve, "activate")
     audit.log_event(
         audit.CASE_APPROVED,
         case=case,
@@ -698,11 +704,7 @@ def review_case_deny(
                 "another reason.",
                 code="reason_not_failed",
             )
-    key = ApiKey.objects.select_for_update().get(pk=case.key_id)
-    _run(case.deny, reviewer=actor)
-    case.save(update_fields=[*_CASE_FIELDS, "decided_by", "decided_at"])
-    _run(key.deny)
-    key.save(update_fields=["status", "status_changed_at"])
+    key = _decide(case, actor, case.deny, "deny")
     CaseDenialReason.objects.bulk_create(
         CaseDenialReason(
             case=case,
