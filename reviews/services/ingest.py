@@ -323,7 +323,8 @@ def _on_key_requested(event: KeyRequested) -> IngestAnswer:
                 errors=[field_error(key_path, detail)],
                 extra={"key": _key_json(key)},
             )
-    account = _account_upsert_from(data.account, account).account
+    upsert = _account_upsert_from(data.account, account)
+    account = upsert.account
     if key is None:
         # A concurrent first request for this key under a brand-new account can
         # still collide here: the unique key id aborts this delivery (503), and
@@ -335,11 +336,16 @@ def _on_key_requested(event: KeyRequested) -> IngestAnswer:
             last4=data.key.last4 or "",
             platform_created_at=data.key.created_at,
         )
-        previous = (
-            ReviewCase.objects.filter(account=account, state=ReviewCase.State.DENIED)
-            .order_by("-decided_at", "-id")
-            .first()
-        )
+        previous = None
+        if not upsert.created:
+            # A partner created in this transaction has no earlier case to point to.
+            previous = (
+                ReviewCase.objects.filter(
+                    account=account, state=ReviewCase.State.DENIED
+                )
+                .order_by("-decided_at", "-id")
+                .first()
+            )
         attempt = 1
     else:
         if key.status == ApiKey.Status.DENIED:
