@@ -194,12 +194,7 @@ def review_case_open(
         integration=integration or {},
         submitted_at=submitted_at or timezone.now(),
     )
-    criteria = Criterion.objects.filter(is_active=True)
-    if not account.wants_affiliate:
-        criteria = criteria.filter(applies_to=Criterion.AppliesTo.ALL)
-    CheckResult.objects.bulk_create(
-        CheckResult(case=case, criterion=criterion) for criterion in criteria
-    )
+    _open_checks(case, affiliate=account.wants_affiliate)
     audit.log_event(
         audit.CASE_RESUBMITTED if previous_case else audit.CASE_OPENED,
         case=case,
@@ -212,6 +207,33 @@ def review_case_open(
         },
     )
     return case
+
+
+def _open_checks(case: ReviewCase, *, affiliate: bool) -> None:
+    """One unchecked row per active criterion that applies, in criterion order.
+
+    Read and written in one ``INSERT … SELECT`` (no criteria round trip, no cache
+    to go stale); the row's values are the model's defaults.
+    """
+    blank = CheckResult()
+    qn = connection.ops.quote_name
+    where = f"{qn('is_active')} = %s"
+    params: list = [case.pk, blank.result, blank.note, blank.version, True]
+    if not affiliate:
+        where += f" AND {qn('applies_to')} = %s"
+        params.append(Criterion.AppliesTo.ALL)
+    # Identifiers come from model metadata; every value is a bound parameter.
+    sql = f"""
+        INSERT INTO {qn(CheckResult._meta.db_table)}
+            ({qn("case_id")}, {qn("criterion_id")}, {qn("result")}, {qn("note")},
+             {qn("checked_by_id")}, {qn("checked_at")}, {qn("version")})
+        SELECT %s, {qn("id")}, %s, %s, NULL, NULL, %s
+        FROM {qn(Criterion._meta.db_table)}
+        WHERE {where}
+        ORDER BY {qn("order")}, {qn("id")}
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 # --- claiming -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from reviews.models import (
     ApiKey,
     CaseEvent,
     CheckResult,
+    Criterion,
     Notification,
     PlatformEventReceipt,
     ReviewCase,
@@ -155,6 +156,39 @@ class TestNewKey:
         case = the_case()
         assert case.wants_affiliate is True
         assert case.checks.count() == 6
+
+    def test_checks_are_the_active_applicable_criteria_in_order(self):
+        Criterion.objects.filter(code="error_handling").update(is_active=False)
+        first = Criterion.objects.create(code="first_look", title="First look", order=0)
+        extra = Criterion.objects.create(
+            code="affiliate_extra",
+            title="Affiliate extra",
+            applies_to=Criterion.AppliesTo.AFFILIATE,
+            order=0,
+        )
+        ingest(requested())
+        affiliate = {
+            **ACCOUNT,
+            "id": "acct_2",
+            "affiliate": {"tastemakers_account_id": "TM-1"},
+        }
+        ingest(requested(key_id="pk_2", account=affiliate))
+
+        for key_id, wants_affiliate in (("pk_1", False), ("pk_2", True)):
+            expected = Criterion.objects.filter(is_active=True)
+            if not wants_affiliate:
+                expected = expected.filter(applies_to=Criterion.AppliesTo.ALL)
+            checks = the_case(key_id).checks.order_by("id")
+            assert [check.criterion_id for check in checks] == [
+                criterion.pk for criterion in expected.order_by("order", "id")
+            ]
+            assert {
+                (c.result, c.note, c.checked_by_id, c.checked_at, c.version)
+                for c in checks
+            } == {(CheckResult.Result.UNCHECKED, "", None, None, 0)}
+        assert first.pk in {c.criterion_id for c in the_case("pk_1").checks.all()}
+        assert extra.pk not in {c.criterion_id for c in the_case("pk_1").checks.all()}
+        assert extra.pk in {c.criterion_id for c in the_case("pk_2").checks.all()}
 
     def test_submitted_at_is_when_the_partner_asked(self):
         asked = timezone.now() - timedelta(days=2)
