@@ -33,13 +33,13 @@ test: install
 
 ## Service mode processes (need DATABASE_URL, REDIS_URL and an ESP in the environment).
 web: install
-	.venv/bin/gunicorn config.wsgi --workers 2 --bind 127.0.0.1:8000
+	DJANGO_SETTINGS_MODULE=config.settings.production .venv/bin/gunicorn config.wsgi --workers 2 --bind 127.0.0.1:8000
 
 worker: install
-	.venv/bin/celery -A config worker --loglevel INFO --concurrency 2
+	DJANGO_SETTINGS_MODULE=config.settings.production .venv/bin/celery -A config worker --loglevel INFO --concurrency 2
 
 beat: install
-	.venv/bin/celery -A config beat --loglevel INFO --schedule var/celerybeat-schedule
+	DJANGO_SETTINGS_MODULE=config.settings.production .venv/bin/celery -A config beat --loglevel INFO --schedule var/celerybeat-schedule
 
 lint: install
 	.venv/bin/ruff format --check .

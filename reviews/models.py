@@ -265,6 +265,8 @@ class ReviewCase(FSMModelMixin, models.Model):
     def withdraw(self) -> None:
         """The partner deleted the key while it was under review."""
         self.assignee = None
+        self.claimed_at = None
+        self.last_activity_at = None
         self.state_changed_at = timezone.now()
 
 

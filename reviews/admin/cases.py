@@ -142,10 +142,12 @@ class ResubmissionFilter(_ChoiceFilter):
     options = [("1", "Resubmissions"), ("0", "First requests")]
 
     def queryset(self, request, queryset):
+        # A resubmission follows an earlier decided case of the partner: the same
+        # key requested again (attempt > 1) or a new key after a denial.
         if self.value() == "1":
-            return queryset.filter(attempt__gt=1)
+            return queryset.filter(previous_case_id__isnull=False)
         if self.value() == "0":
-            return queryset.filter(attempt=1)
+            return queryset.filter(previous_case_id__isnull=True)
         return queryset
 
 
@@ -672,6 +674,7 @@ def queue_rows(cases: list[ReviewCase]) -> list[dict]:
                 "state_label": labels.get(case.state, case.state),
                 "assignee": (assignee.full_name or assignee.email) if assignee else "",
                 "attempt": case.attempt,
+                "resubmission": case.previous_case_id is not None,
                 "age": case_age(case.submitted_at, now),
                 "submitted": timezone.localtime(case.submitted_at).strftime(
                     "%d %b %Y %H:%M"

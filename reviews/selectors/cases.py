@@ -576,7 +576,15 @@ def _describe(
         text = f"{kind} {what}".strip().capitalize()
         extras = {
             name: payload[name]
-            for name in ("to", "status", "delivery_status", "error", "attempt")
+            for name in (
+                "to",
+                "status",
+                "delivery_status",
+                "event",
+                "detail",
+                "error",
+                "attempt",
+            )
             if payload.get(name) not in (None, "")
         }
         detail = ", ".join(f"{name}: {value}" for name, value in extras.items())

@@ -273,8 +273,14 @@ class TestQueue:
         assert sorted(listed(client.get(QUEUE, {"affiliate": "0"}))) == sorted(
             [mine.pk, resubmitted.pk]
         )
-        assert listed(client.get(QUEUE, {"resubmission": "1"})) == [resubmitted.pk]
-        assert resubmitted.pk not in listed(client.get(QUEUE, {"resubmission": "0"}))
+        # A new key after a denial is a resubmission too (attempt 1, linked).
+        new_key = make_case(account=first.account, previous_case=first, attempt=1)
+        assert sorted(listed(client.get(QUEUE, {"resubmission": "1"}))) == sorted(
+            [resubmitted.pk, new_key.pk]
+        )
+        first_requests = listed(client.get(QUEUE, {"resubmission": "0"}))
+        assert resubmitted.pk not in first_requests
+        assert new_key.pk not in first_requests
         combined = client.get(QUEUE, {"state": "all", "resubmission": "0"})
         assert first.pk in listed(combined)
         # An unknown value is ignored rather than an error page.
