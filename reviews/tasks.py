@@ -71,3 +71,8 @@ def notifications_send_pending() -> int:
 def review_cases_release_stale() -> int:
     """Periodic: return claims past their lease to the queue."""
     return len(services.review_cases_release_stale())
+
+
+@shared_task(name="reviews.tasks.platform_event_receipts_purge", acks_late=True)
+def platform_event_receipts_purge() -> int:
+    return services.platform_event_receipts_purge()

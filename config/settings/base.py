@@ -123,6 +123,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reviews.tasks.review_cases_release_stale",
         "schedule": timedelta(seconds=60),
     },
+    "purge-old-event-receipts": {
+        "task": "reviews.tasks.platform_event_receipts_purge",
+        "schedule": timedelta(hours=6),
+    },
 }
 
 # --- Email ------------------------------------------------------------------------
@@ -155,6 +159,10 @@ PLATFORM_WEBHOOK_SECRET = env(
 PLATFORM_API_TOKEN = env("PLATFORM_API_TOKEN", default="embedded-demo-token")
 PLATFORM_EVENT_MAX_BYTES = env.int("PLATFORM_EVENT_MAX_BYTES", 64 * 1024)
 PLATFORM_WEBHOOK_TOLERANCE_SECONDS = 300
+# Webhook-id receipts older than this are purged (redeliveries come within minutes).
+PLATFORM_EVENT_RECEIPT_RETENTION = timedelta(
+    days=env.int("PLATFORM_EVENT_RECEIPT_RETENTION_DAYS", 30)
+)
 
 # --- Review process -------------------------------------------------------------------
 # A claim untouched for longer than this goes back to the queue (periodic task).

@@ -34,6 +34,7 @@ from .notifications import (
     notification_send,
     notifications_send_pending,
 )
+from .receipts import platform_event_receipts_purge
 
 __all__ = [
     "CheckChange",
@@ -64,4 +65,5 @@ __all__ = [
     "notification_resend",
     "notification_send",
     "notifications_send_pending",
+    "platform_event_receipts_purge",
 ]
