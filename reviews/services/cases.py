@@ -209,6 +209,19 @@ def review_case_open(
     return case
 
 
+def _insert_columns(obj) -> tuple[list[str], list]:
+    """Quoted columns and database values of a new, unsaved model instance, as the
+    ORM's INSERT would send them (defaults applied; the primary key left out)."""
+    fields = [field for field in obj._meta.concrete_fields if not field.primary_key]
+    return (
+        [connection.ops.quote_name(field.column) for field in fields],
+        [
+            field.get_db_prep_save(field.pre_save(obj, True), connection)
+            for field in fields
+        ],
+    )
+
+
 def _open_checks(case: ReviewCase, *, affiliate: bool) -> None:
     """One unchecked row per active criterion that applies, in criterion order.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
@@ -35,7 +35,7 @@ from reviews.schemas import (
     parse_event,
 )
 
-from .cases import review_case_open, review_case_withdraw
+from .cases import _insert_columns, review_case_open, review_case_withdraw
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -115,6 +115,15 @@ def _account_write(
     account: DeveloperAccount | None, platform_account_id: str, wanted: dict
 ) -> AccountUpsert:
     """Apply ``wanted`` to the locked ``account``, or create it when None."""
+    if account is None and connection.vendor == "postgresql":
+        filled = sorted(name for name, value in wanted.items() if value)
+        account = _account_create_in_one_statement(platform_account_id, wanted, filled)
+        if account is not None:
+            return AccountUpsert(account, created=True, changed=filled)
+        # Another delivery created it first; update that row instead.
+        account = DeveloperAccount.objects.select_for_update().get(
+            platform_account_id=platform_account_id
+        )
     if account is None:
         try:
             with transaction.atomic():
@@ -153,6 +162,68 @@ def _account_write(
             payload={"account": platform_account_id, "fields": changed},
         )
     return AccountUpsert(account, created=False, changed=changed)
+
+
+def _account_create_in_one_statement(
+    platform_account_id: str, wanted: dict, filled: list[str]
+) -> DeveloperAccount | None:
+    """PostgreSQL: insert the partner, its contact address and the
+    ``accounts.account.created`` audit row in one round trip; None when the
+    partner exists already (``ON CONFLICT DO NOTHING`` waits for a concurrent
+    creator to finish, like the unique index did for the savepointed INSERT).
+
+    Writes exactly the rows of the ORM path in ``_account_write`` (used on
+    SQLite): same columns, same defaults, same audit payload.
+    """
+    account = DeveloperAccount(platform_account_id=platform_account_id, **wanted)
+    account_columns, account_values = _insert_columns(account)
+    email = DeveloperAccountEmail(email=account.contact_email.lower())
+    email_columns, email_values = _insert_columns(email)
+    event = CaseEvent(
+        code=audit.ACCOUNT_CREATED,
+        actor_kind=_PLATFORM,
+        payload={"account": platform_account_id, "fields": filled},
+    )
+    event_columns, event_values = _insert_columns(event)
+    qn = connection.ops.quote_name
+    account_fk = qn("account_id")
+
+    def from_acct(columns: list[str], values: list) -> tuple[str, list]:
+        # The new partner's id where the row points to it, a bound value elsewhere.
+        select = ", ".join("acct.id" if c == account_fk else "%s" for c in columns)
+        kept = [v for c, v in zip(columns, values, strict=True) if c != account_fk]
+        return select, kept
+
+    email_select, email_params = from_acct(email_columns, email_values)
+    event_select, event_params = from_acct(event_columns, event_values)
+    # Identifiers come from model metadata; every value is a bound parameter.
+    sql = f"""
+        WITH acct AS (
+            INSERT INTO {qn(DeveloperAccount._meta.db_table)}
+                ({", ".join(account_columns)})
+            VALUES ({", ".join(["%s"] * len(account_columns))})
+            ON CONFLICT ({qn("platform_account_id")}) DO NOTHING
+            RETURNING id
+        ), email AS (
+            INSERT INTO {qn(DeveloperAccountEmail._meta.db_table)}
+                ({", ".join(email_columns)})
+            SELECT {email_select} FROM acct
+            ON CONFLICT DO NOTHING
+        ), logged AS (
+            INSERT INTO {qn(CaseEvent._meta.db_table)} ({", ".join(event_columns)})
+            SELECT {event_select} FROM acct
+        )
+        SELECT id FROM acct
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*account_values, *email_params, *event_params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    account.pk = row[0]
+    account._state.adding = False
+    account._state.db = connection.alias
+    return account
 
 
 def _record_contact_email(account: DeveloperAccount) -> None:

@@ -1,0 +1,145 @@
+"""The PostgreSQL statements of the signed intake's hot path (new partner, new key).
+
+``_account_create_in_one_statement`` writes the partner, its contact address and
+the ``accounts.account.created`` audit row in one ``INSERT … ON CONFLICT`` round
+trip; these tests pin the rows it writes and its behaviour when the partner
+already exists or is being created by a concurrent delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import DeveloperAccount, DeveloperAccountEmail
+from reviews import audit, services
+from reviews.models import CaseEvent, ReviewCase
+from reviews.services.ingest import _account_create_in_one_statement
+from tests.reviews.test_concurrency import concurrent, run_together
+
+pytestmark = pytest.mark.postgres
+
+ROUNDS = 4
+
+WANTED = {
+    "name": "Pantry Planner Inc.",
+    "contact_email": "Dev@Pantry-Planner.example",
+    "contact_name": "Sam Rivera",
+    "help_desk_account_id": "",
+    "wants_affiliate": True,
+    "tastemakers_account_id": "TM-1",
+    "affiliate_partner_id": "",
+}
+FILLED = sorted(name for name, value in WANTED.items() if value)
+
+
+def requested(account_id: str, key_id: str) -> bytes:
+    return json.dumps(
+        {
+            "type": "production_key.requested",
+            "timestamp": "2026-11-30T09:00:00Z",
+            "data": {
+                "account": {
+                    "id": account_id,
+                    "name": "Pantry Planner Inc.",
+                    "contact_email": "Dev@Pantry-Planner.example",
+                },
+                "key": {"id": key_id, "name": "Production", "last4": "9f2c"},
+            },
+        }
+    ).encode()
+
+
+@pytest.mark.django_db
+class TestAccountCreateInOneStatement:
+    def test_writes_the_partner_its_address_and_the_audit_row(self):
+        with CaptureQueriesContext(connection) as queries:
+            account = _account_create_in_one_statement("acct_1", WANTED, FILLED)
+
+        assert len(queries) == 1
+        stored = DeveloperAccount.objects.get()
+        assert account.pk == stored.pk
+        assert account._state.adding is False
+        for name, value in {"platform_account_id": "acct_1", **WANTED}.items():
+            assert getattr(stored, name) == value == getattr(account, name)
+        assert stored.created_at == account.created_at
+        assert stored.updated_at == account.updated_at
+        address = DeveloperAccountEmail.objects.get()
+        assert (address.account_id, address.email) == (
+            stored.pk,
+            "dev@pantry-planner.example",
+        )
+        event = CaseEvent.objects.get()
+        assert (
+            event.code,
+            event.account_id,
+            event.case_id,
+            event.actor_id,
+            event.actor_kind,
+            event.from_state,
+            event.to_state,
+            event.payload,
+        ) == (
+            audit.ACCOUNT_CREATED,
+            stored.pk,
+            None,
+            None,
+            CaseEvent.ActorKind.PLATFORM,
+            "",
+            "",
+            {"account": "acct_1", "fields": FILLED},
+        )
+
+    def test_an_existing_partner_is_left_alone(self):
+        _account_create_in_one_statement("acct_1", WANTED, FILLED)
+        before = (
+            list(DeveloperAccount.objects.values()),
+            DeveloperAccountEmail.objects.count(),
+            CaseEvent.objects.count(),
+        )
+
+        again = _account_create_in_one_statement(
+            "acct_1", {**WANTED, "name": "Other"}, FILLED
+        )
+
+        assert again is None
+        assert (
+            list(DeveloperAccount.objects.values()),
+            DeveloperAccountEmail.objects.count(),
+            CaseEvent.objects.count(),
+        ) == before
+
+
+@concurrent
+class TestNewPartnerConcurrently:
+    def test_two_first_requests_of_one_partner_make_one_partner(self):
+        for round_ in range(ROUNDS):
+            account_id = f"acct_race_{round_}"
+            outcomes = run_together(
+                *(
+                    lambda key_id=f"pk_race_{round_}_{n}": (
+                        services.platform_event_ingest(
+                            webhook_id=f"msg_{uuid.uuid4().hex}",
+                            body=requested(account_id, key_id),
+                        )
+                    )
+                    for n in range(2)
+                )
+            )
+
+            assert [outcome.value.status for outcome in outcomes] == [202, 202]
+            account = DeveloperAccount.objects.get(platform_account_id=account_id)
+            assert ReviewCase.objects.filter(account=account).count() == 2
+            assert (
+                CaseEvent.objects.filter(
+                    account=account, code=audit.ACCOUNT_CREATED
+                ).count()
+                == 1
+            )
+            assert list(account.emails.values_list("email", flat=True)) == [
+                "dev@pantry-planner.example"
+            ]
