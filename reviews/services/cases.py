@@ -183,9 +183,10 @@ def review_case_open(
     """Open a queued case for ``key`` with one unchecked row per applicable criterion.
 
     Called by the platform-event ingest inside its transaction; the key must
-    already be pending approval.
+    already be pending approval. Every signed intake opens a case, so on
+    PostgreSQL the case, its checks and its audit row are one statement.
     """
-    case = ReviewCase.objects.create(
+    case = ReviewCase(
         key=key,
         account=account,
         attempt=attempt,
@@ -194,10 +195,9 @@ def review_case_open(
         integration=integration or {},
         submitted_at=submitted_at or timezone.now(),
     )
-    _open_checks(case, affiliate=account.wants_affiliate)
-    audit.log_event(
-        audit.CASE_RESUBMITTED if previous_case else audit.CASE_OPENED,
-        case=case,
+    event = CaseEvent(
+        account_id=account.pk,
+        code=audit.CASE_RESUBMITTED if previous_case else audit.CASE_OPENED,
         actor_kind=CaseEvent.ActorKind.PLATFORM,
         to_state=case.state,
         payload={
@@ -205,6 +205,20 @@ def review_case_open(
             "attempt": attempt,
             "previous_case": previous_case.reference if previous_case else None,
         },
+    )
+    if connection.vendor == "postgresql":
+        _open_in_one_statement(case, event)
+        return case
+    case.save(force_insert=True)
+    checks_sql, checks_params = _checks_insert(case.wants_affiliate, "%s", "")
+    with connection.cursor() as cursor:
+        cursor.execute(checks_sql, [case.pk, *checks_params])
+    audit.log_event(
+        event.code,
+        case=case,
+        actor_kind=event.actor_kind,
+        to_state=event.to_state,
+        payload=event.payload,
     )
     return case
 
@@ -222,31 +236,69 @@ def _insert_columns(obj) -> tuple[list[str], list]:
     )
 
 
-def _open_checks(case: ReviewCase, *, affiliate: bool) -> None:
-    """One unchecked row per active criterion that applies, in criterion order.
-
-    Read and written in one ``INSERT … SELECT`` (no criteria round trip, no cache
-    to go stale); the row's values are the model's defaults.
+def _checks_insert(affiliate: bool, case_id_sql: str, source: str) -> tuple[str, list]:
+    """``INSERT … SELECT`` of one unchecked row per active criterion that applies,
+    in criterion order: no criteria round trip, no cache to go stale. The row's
+    values are the model's defaults; ``case_id_sql`` (and ``source``, extra FROM
+    items) say where the case id comes from. Parameters follow ``case_id_sql``'s.
     """
     blank = CheckResult()
     qn = connection.ops.quote_name
-    where = f"{qn('is_active')} = %s"
-    params: list = [case.pk, blank.result, blank.note, blank.version, True]
+    criterion = qn(Criterion._meta.db_table)
+    where = f"{criterion}.{qn('is_active')} = %s"
+    params: list = [blank.result, blank.note, blank.version, True]
     if not affiliate:
-        where += f" AND {qn('applies_to')} = %s"
+        where += f" AND {criterion}.{qn('applies_to')} = %s"
         params.append(Criterion.AppliesTo.ALL)
     # Identifiers come from model metadata; every value is a bound parameter.
     sql = f"""
         INSERT INTO {qn(CheckResult._meta.db_table)}
             ({qn("case_id")}, {qn("criterion_id")}, {qn("result")}, {qn("note")},
              {qn("checked_by_id")}, {qn("checked_at")}, {qn("version")})
-        SELECT %s, {qn("id")}, %s, %s, NULL, NULL, %s
-        FROM {qn(Criterion._meta.db_table)}
+        SELECT {case_id_sql}, {criterion}.{qn("id")}, %s, %s, NULL, NULL, %s
+        FROM {criterion}{source}
         WHERE {where}
-        ORDER BY {qn("order")}, {qn("id")}
+        ORDER BY {criterion}.{qn("order")}, {criterion}.{qn("id")}
+    """  # noqa: S608
+    return sql, params
+
+
+def _open_in_one_statement(case: ReviewCase, event: CaseEvent) -> None:
+    """PostgreSQL: insert ``case``, its checks and ``event`` (pointed at the new
+    case) in one round trip; the same rows as the ORM path of ``review_case_open``."""
+    qn = connection.ops.quote_name
+    case_columns, case_values = _insert_columns(case)
+    event_columns, event_values = _insert_columns(event)
+    case_fk = qn("case_id")
+    event_select = ", ".join(
+        "opened.id" if column == case_fk else "%s" for column in event_columns
+    )
+    event_params = [
+        value
+        for column, value in zip(event_columns, event_values, strict=True)
+        if column != case_fk
+    ]
+    checks_sql, checks_params = _checks_insert(
+        case.wants_affiliate, "opened.id", ", opened"
+    )
+    # Identifiers come from model metadata; every value is a bound parameter.
+    sql = f"""
+        WITH opened AS (
+            INSERT INTO {qn(ReviewCase._meta.db_table)} ({", ".join(case_columns)})
+            VALUES ({", ".join(["%s"] * len(case_columns))})
+            RETURNING id
+        ), checks AS ({checks_sql}
+        ), logged AS (
+            INSERT INTO {qn(CaseEvent._meta.db_table)} ({", ".join(event_columns)})
+            SELECT {event_select} FROM opened
+        )
+        SELECT id FROM opened
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*case_values, *checks_params, *event_params])
+        (case.pk,) = cursor.fetchone()
+    case._state.adding = False
+    case._state.db = connection.alias
 
 
 # --- claiming -------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import DeveloperAccount, DeveloperAccountEmail
 from reviews import audit, services
-from reviews.models import CaseEvent, ReviewCase
+from reviews.models import ApiKey, CaseEvent, CheckResult, Criterion, ReviewCase
 from reviews.services.ingest import _account_create_in_one_statement
+from tests.factories import make_account, make_case
 from tests.reviews.test_concurrency import concurrent, run_together
 
 pytestmark = pytest.mark.postgres
@@ -112,6 +113,65 @@ class TestAccountCreateInOneStatement:
             DeveloperAccountEmail.objects.count(),
             CaseEvent.objects.count(),
         ) == before
+
+
+@pytest.mark.django_db
+class TestCaseOpenInOneStatement:
+    def test_case_checks_and_audit_row_in_one_round_trip(self):
+        account = make_account(affiliate=True)
+        earlier = make_case(account=account)
+        key = ApiKey.objects.create(platform_key_id="pk_x", account=account)
+
+        with CaptureQueriesContext(connection) as queries:
+            case = services.review_case_open(
+                key=key,
+                account=account,
+                integration={"app_name": "Planner"},
+                previous_case=earlier,
+                attempt=2,
+            )
+
+        assert len(queries) == 1
+        assert case._state.adding is False
+        stored = ReviewCase.objects.get(pk=case.pk)
+        for field in ReviewCase._meta.concrete_fields:
+            assert getattr(case, field.attname) == getattr(stored, field.attname), (
+                field.name
+            )
+        assert (stored.state, stored.attempt, stored.previous_case_id) == (
+            ReviewCase.State.QUEUED,
+            2,
+            earlier.pk,
+        )
+        assert stored.integration == {"app_name": "Planner"}
+        assert list(
+            stored.checks.order_by("id").values_list("criterion_id", flat=True)
+        ) == list(
+            Criterion.objects.filter(is_active=True)
+            .order_by("order", "id")
+            .values_list("id", flat=True)
+        )
+        assert set(stored.checks.values_list("result", "version")) == {
+            (CheckResult.Result.UNCHECKED, 0)
+        }
+        event = CaseEvent.objects.get(case=stored)
+        assert (
+            event.code,
+            event.account_id,
+            event.actor_id,
+            event.actor_kind,
+            event.from_state,
+            event.to_state,
+            event.payload,
+        ) == (
+            audit.CASE_RESUBMITTED,
+            account.pk,
+            None,
+            CaseEvent.ActorKind.PLATFORM,
+            "",
+            ReviewCase.State.QUEUED,
+            {"key": "pk_x", "attempt": 2, "previous_case": earlier.reference},
+        )
 
 
 @concurrent
