@@ -12,13 +12,17 @@ import json
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import DeveloperAccount, DeveloperAccountEmail
 from reviews import audit, services
 from reviews.models import ApiKey, CaseEvent, CheckResult, Criterion, ReviewCase
-from reviews.services.ingest import _account_create_in_one_statement
+from reviews.services.ingest import (
+    _account_create_in_one_statement,
+    _lock_account,
+    _lock_key_with_account,
+)
 from tests.factories import make_account, make_case
 from tests.reviews.test_concurrency import concurrent, run_together
 
@@ -172,6 +176,41 @@ class TestCaseOpenInOneStatement:
             ReviewCase.State.QUEUED,
             {"key": "pk_x", "attempt": 2, "previous_case": earlier.reference},
         )
+
+
+def fields_of(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+@concurrent  # real transactions: the lock statements run outside a savepoint
+class TestLocks:
+    def test_partner_lock_loads_what_the_orm_loads(self):
+        account = make_account(affiliate=True)
+        with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+            locked = _lock_account(account.platform_account_id)
+            assert _lock_account("acct_nobody") is None
+        assert fields_of(locked) == fields_of(
+            DeveloperAccount.objects.get(pk=account.pk)
+        )
+        assert locked._state.adding is False
+        assert all("FOR UPDATE" in q["sql"] for q in queries[1:3])
+
+    def test_key_lock_locks_the_key_and_loads_its_partner(self):
+        account = make_account()
+        key = ApiKey.objects.create(
+            platform_key_id="pk_x", account=account, name="Production"
+        )
+        with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+            locked = _lock_key_with_account("pk_x")
+            assert _lock_key_with_account("pk_nobody") is None
+            with CaptureQueriesContext(connection) as more:
+                partner = locked.account  # loaded with the key: no query
+        assert len(more) == 0
+        assert fields_of(locked) == fields_of(ApiKey.objects.get(pk=key.pk))
+        assert fields_of(partner) == fields_of(
+            DeveloperAccount.objects.get(pk=account.pk)
+        )
+        assert 'FOR UPDATE OF "reviews_apikey"' in queries[1]["sql"]
 
 
 @concurrent
