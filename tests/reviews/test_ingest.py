@@ -10,6 +10,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import DeveloperAccount, DeveloperAccountEmail
@@ -222,12 +223,25 @@ class TestNewKey:
         }
 
     def test_query_budget(self, django_assert_max_num_queries):
-        ingest(requested(key_id="pk_warm"))  # criteria etc. already seen
+        ingest(requested(key_id="pk_warm"))  # the partner exists now
         # Receipt insert and final update, partner and key locks, key insert, the
-        # partner's last denied case, case + criteria + checks + audit, and the
-        # savepoint pair of the test's own transaction: nothing per row, no more.
-        with django_assert_max_num_queries(12):
+        # partner's last denied case, case + checks + audit (one statement on
+        # PostgreSQL, three on SQLite), and the savepoint pair of the test's own
+        # transaction: nothing per row, no more.
+        with django_assert_max_num_queries(11):
             ingest(requested(key_id="pk_2"))
+
+    def test_statements_for_a_new_partner(self, django_assert_num_queries):
+        ingest(requested(key_id="pk_warm"))
+        other = {**ACCOUNT, "id": "acct_2"}
+        # The signed intake's common case. PostgreSQL: the savepoint pair of the
+        # test's own transaction, receipt insert, partner and key locks, partner +
+        # address + audit in one statement, key insert, case + checks + audit in
+        # one statement, receipt update. SQLite runs the ORM path (a savepoint
+        # pair and one statement per row written: 15).
+        expected = 9 if connection.vendor == "postgresql" else 15
+        with django_assert_num_queries(expected):
+            ingest(requested(key_id="pk_2", account=other))
 
 
 class TestRedelivery:
