@@ -8,12 +8,13 @@ A refusal raises ``ActionRefused`` (or a subclass) with a message for the review
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
@@ -226,14 +227,17 @@ def review_case_open(
 def _insert_columns(obj) -> tuple[list[str], list]:
     """Quoted columns and database values of a new, unsaved model instance, as the
     ORM's INSERT would send them (defaults applied; the primary key left out)."""
-    fields = [field for field in obj._meta.concrete_fields if not field.primary_key]
-    return (
-        [connection.ops.quote_name(field.column) for field in fields],
-        [
-            field.get_db_prep_save(field.pre_save(obj, True), connection)
-            for field in fields
-        ],
-    )
+    db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy per field
+    fields, columns = _insert_fields(type(obj), db.vendor)
+    return columns, [
+        field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields
+    ]
+
+
+@functools.cache
+def _insert_fields(model, vendor: str) -> tuple[list, list[str]]:
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    return fields, [connection.ops.quote_name(field.column) for field in fields]
 
 
 def _checks_insert(affiliate: bool, case_id_sql: str, source: str) -> tuple[str, list]:
