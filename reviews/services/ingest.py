@@ -542,6 +542,10 @@ def _on_key_deleted(event: KeyDeleted) -> IngestAnswer:
             detail=detail + " Check the key id.",
             errors=[field_error("data.key.id", detail)],
         )
+    # Queue behind any request for this partner's keys (it locks the partner
+    # first too): a deletion racing a re-request must see the case it opened,
+    # or the deleted key would stay under review.
+    DeveloperAccount.objects.select_for_update().filter(pk=key.account_id).exists()
     latest = _latest_case(key)
     detail = ""
     if latest is not None and latest.is_open:

@@ -242,3 +242,58 @@ class TestNewPartnerConcurrently:
             assert list(account.emails.values_list("email", flat=True)) == [
                 "dev@pantry-planner.example"
             ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_deletion_racing_a_re_request_withdraws_the_case_it_opened(
+    monkeypatch, reviewer
+):
+    """The deletion waits for the re-request (both lock the partner first)."""
+    import threading
+
+    from django.db import connection as db_connection
+
+    from reviews.models import ApiKey, ReviewCase
+    from reviews.services import ingest as ingest_module
+    from tests.factories import deny_case
+    from tests.reviews.test_ingest import deleted, ingest, requested, the_case
+
+    ingest(requested())
+    deny_case(the_case(), reviewer)
+    opened = threading.Event()
+    go_on = threading.Event()
+    real_open = ingest_module.review_case_open
+
+    def slow_open(**kwargs):
+        case = real_open(**kwargs)
+        opened.set()  # the new case exists, uncommitted, partner locked
+        assert go_on.wait(10)
+        return case
+
+    monkeypatch.setattr(ingest_module, "review_case_open", slow_open)
+    answers = {}
+
+    def deliver(name, event):
+        try:
+            answers[name] = ingest(event)
+        finally:
+            db_connection.close()
+
+    again = threading.Thread(target=deliver, args=("again", requested()))
+    again.start()
+    assert opened.wait(10)
+    gone = threading.Thread(target=deliver, args=("gone", deleted()))
+    gone.start()
+    gone.join(0.5)
+    assert gone.is_alive(), "the deletion did not wait for the re-request"
+    go_on.set()
+    again.join(15)
+    gone.join(15)
+
+    assert answers["again"].status == 202
+    assert answers["gone"].status == 200
+    second = the_case(attempt=2)
+    assert second.state == ReviewCase.State.WITHDRAWN
+    assert ApiKey.objects.get(platform_key_id="pk_1").status == "withdrawn"
+    assert not ReviewCase.objects.filter(state__in=ReviewCase.OPEN_STATES).exists()
