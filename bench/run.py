@@ -556,6 +556,8 @@ def service_env(args, **extra) -> dict:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_SECURE_COOKIES": "false",
             "LOG_LEVEL": "WARNING",
+            # Production settings require an ESP; the web processes send none.
+            "EMAIL_BACKEND": "bench.email_backend.RecordingBackend",
             "PYTHONPATH": str(ROOT),
         }
     )
