@@ -241,6 +241,14 @@ class ReviewCase(FSMModelMixin, models.Model):
         self.last_activity_at = now
         self.state_changed_at = now
 
+    @transition(field=state, source=State.IN_REVIEW, target=State.IN_REVIEW)
+    def hand_over(self, *, reviewer) -> None:
+        """A senior gives a case in review to another reviewer."""
+        now = timezone.now()
+        self.assignee = reviewer
+        self.claimed_at = now
+        self.last_activity_at = now
+
     @transition(field=state, source=State.IN_REVIEW, target=State.APPROVED)
     def approve(self, *, reviewer) -> None:
         """Every applicable criterion passed."""

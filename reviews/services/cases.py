@@ -509,10 +509,7 @@ def review_case_reassign(*, actor: User, case_id: int, assignee: User) -> Review
     elif case.state == ReviewCase.State.ESCALATED:
         _run(case.take, reviewer=assignee)
     elif case.state == ReviewCase.State.IN_REVIEW:
-        now = timezone.now()
-        case.assignee = assignee
-        case.claimed_at = now
-        case.last_activity_at = now
+        _run(case.hand_over, reviewer=assignee)
     else:
         raise _state_refusal(case, "reassign", "open")
     case.save(update_fields=_CASE_FIELDS)
